@@ -1,0 +1,32 @@
+# The two commands the README opens with: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(BIN)/activate
+
+.PHONY: install demo test lint format bench
+install: $(BIN)/activate
+
+demo: install
+	$(BIN)/skinfluence demo
+
+test: install
+	$(BIN)/python -m ruff check skinfluence tests examples benchmarks
+	$(BIN)/python -m ruff format --check skinfluence tests examples benchmarks
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: install
+	$(BIN)/python -m ruff check skinfluence tests examples benchmarks
+
+format: install
+	$(BIN)/python -m ruff format skinfluence tests examples benchmarks
+	$(BIN)/python -m ruff check --fix skinfluence tests examples benchmarks
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/bench_core.py

@@ -1,0 +1,19 @@
+"""skinfluence: influence functions for fitted scikit-learn models.
+
+Which training rows made a model predict this, and what would happen without
+them? See :class:`InfluenceExplainer`.
+"""
+
+from ._explainer import InfluenceExplainer, NotAtOptimumWarning
+from .objectives._registry import supported_estimators
+from .solvers import ConvergenceError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceError",
+    "InfluenceExplainer",
+    "NotAtOptimumWarning",
+    "supported_estimators",
+    "__version__",
+]

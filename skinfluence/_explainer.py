@@ -1,0 +1,573 @@
+"""The influence explainer: objective (per estimator family) composed with an
+inverse-Hessian operator (per solver), over an array backend."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._backend import asarray, block_slices, get_namespace, is_numpy, rows_per_block, to_numpy
+from .objectives._registry import spec_for
+from .solvers import SOLVERS, HessianOperator
+
+
+class NotAtOptimumWarning(UserWarning):
+    """The fitted parameters are not a stationary point of the training objective."""
+
+
+#: parameter count up to which solver="auto" factors the dense Hessian
+EXACT_MAX_PARAMS = 4000
+
+
+def split_pipeline(estimator):
+    """``(feature map or None, final estimator)``; earlier pipeline steps are a
+    fixed feature map."""
+    if isinstance(estimator, Pipeline):
+        if len(estimator.steps) == 1:
+            return None, estimator.steps[-1][1]
+        return estimator[:-1], estimator.steps[-1][1]
+    return None, estimator
+
+
+def _resolve_namespace(device, X):
+    """The array namespace the heavy work runs in."""
+    if not sp.issparse(X) and not isinstance(X, np.ndarray):
+        xp = get_namespace(X)
+        if not is_numpy(xp):
+            return xp  # CuPy or another array-API library: stay there
+    if device == "gpu":
+        from ._backend import cupy_namespace
+
+        return cupy_namespace()
+    if device == "auto":
+        from ._backend import gpu_available
+
+        n, p = X.shape
+        # A dense problem of this size keeps a GPU busy long enough to repay the
+        # transfers (see benchmarks/gpu.py and the docs' GPU table).
+        if gpu_available() and not sp.issparse(X) and n * p * p >= 5e10:
+            from ._backend import cupy_namespace
+
+            return cupy_namespace()
+    return get_namespace(np.empty(0))
+
+
+class InfluenceExplainer(BaseEstimator):
+    r"""Influence of training rows on a fitted scikit-learn model's predictions.
+
+    For a fitted estimator minimising ``F(theta) = sum_i F_i(theta)`` (its own
+    objective, with its own scaling, see the user guide), ``influence[j, i]``
+    is the first-order estimate
+
+    .. math::  \mathcal{I}[j, i] = -\nabla_\theta L(z_j)^T H^{-1} \nabla_\theta F_i(\hat\theta)
+
+    such that **removing training row i and refitting the same estimator with
+    the same hyper-parameters changes the loss on test row j by about
+    ``-influence[j, i]``**. Positive values are harmful (the row raises the
+    test loss), negative helpful. This is Koh & Liang's ``I_up,loss`` times the
+    row's weight in the objective (``1/n`` for a mean loss).
+
+    Parameters
+    ----------
+    estimator : fitted estimator or Pipeline
+        A supported linear model, or a ``Pipeline`` ending in one; earlier
+        steps are treated as a fixed feature map. Never refitted or modified.
+    solver : {"auto", "exact", "cg", "lissa"}, default="auto"
+        Inverse-Hessian solver. ``"auto"`` factors the dense Hessian while the
+        parameter count is at most 4000 and uses conjugate gradients above.
+    approximation : {"influence", "newton"}, default="influence"
+        ``"newton"`` replaces ``H`` by the leave-one-out Hessian ``H - H_i``
+        (one Newton step on the leave-one-out objective; a ``1/(1 - h_ii)``
+        leverage correction for single-output models), exact for least squares.
+    damping : float, default=0.0
+        Added to the Hessian's diagonal.
+    temperature : float, default=0.001
+        Smoothing of hinge-type losses (smoothed SVMs).
+    solver_options : dict, default=None
+        Passed to the solver: ``tol``, ``max_iter`` (CG); ``depth``,
+        ``repeats``, ``batch_size``, ``scale``, ``tol``, ``random_state``
+        (LiSSA).
+    device : {"auto", "cpu", "gpu"}, default="auto"
+        Where the heavy linear algebra runs. CuPy input stays on its device.
+    max_block_bytes : int, default=256 MiB
+        Memory budget of one internal block of the ``n_test x n_train`` matrix.
+    verbose : int, default=0
+        Solver progress every ``verbose`` iterations; silent by default.
+
+    Attributes
+    ----------
+    spec_ : ModelSpec
+        How the estimator defines its objective.
+    objective_ : Objective
+    solver_ : InverseHessian
+        The fitted inverse-Hessian operator; ``solver_.report`` says how its
+        solves converged.
+    stationarity_ : float
+        ``||grad F|| / sum_i ||grad F_i||`` at the fitted parameters.
+    n_train_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceExplainer
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10)).fit(X, y)
+    >>> exp = InfluenceExplainer(model).fit(X, y)
+    >>> exp.influence(X[:2], y[:2]).shape
+    (2, 569)
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "solver": [StrOptions({"auto", "exact", "cg", "lissa"})],
+        "approximation": [StrOptions({"influence", "newton"})],
+        "damping": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "solver_options": [dict, None],
+        "device": [StrOptions({"auto", "cpu", "gpu"})],
+        "max_block_bytes": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        solver="auto",
+        approximation="influence",
+        damping=0.0,
+        temperature=1e-3,
+        solver_options=None,
+        device="auto",
+        max_block_bytes=256 * 2**20,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.solver = solver
+        self.approximation = approximation
+        self.damping = damping
+        self.temperature = temperature
+        self.solver_options = solver_options
+        self.device = device
+        self.max_block_bytes = max_block_bytes
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, sample_weight=None) -> InfluenceExplainer:
+        """Build the objective at the fitted parameters and factor its Hessian.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame of shape (n_train, n_features)
+            The data the estimator was fitted on.
+        y : array-like of shape (n_train,) or (n_train, n_targets)
+        sample_weight : array-like of shape (n_train,), default=None
+            The weights the estimator was fitted with.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        feature_map, final = split_pipeline(self.estimator)
+        check_is_fitted(self.estimator)
+        validate_data(self, X, reset=True, skip_check_array=True)
+        spec = spec_for(final, temperature=self.temperature)
+        Xf = self._features(X, feature_map, final)
+        y = self._check_targets(y, Xf.shape[0], spec, name="y")
+        if spec.is_classifier and len(np.unique(y)) < 2:
+            raise ValueError(
+                "y has a single class; influence on a classifier needs the labels it "
+                "was fitted on, with at least two classes."
+            )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, Xf, dtype=np.float64)
+        xp = _resolve_namespace(self.device, Xf)
+        self.spec_ = spec
+        self.xp_ = xp
+        self.feature_map_ = feature_map
+        self.n_train_ = Xf.shape[0]
+        self._X_features = Xf
+        self._y = y
+        self._sample_weight = sample_weight
+        theta = asarray(spec.theta(), xp)
+        self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
+        self.state_ = self.objective_.at(theta)
+        self.stationarity_ = self.state_.stationarity()
+        self._warn_if_not_optimal(final)
+        self.solver_ = self._make_solver()
+        self._row_gradients = self.state_.row_gradients()
+        if self.approximation == "newton":
+            self._row_gradients = self._newton_row_gradients()
+        return self
+
+    def _features(self, X, feature_map, final):
+        if feature_map is not None:
+            X = feature_map.transform(X)
+        if sp.issparse(X) or isinstance(X, (np.ndarray, list)) or hasattr(X, "iloc"):
+            X = check_array(
+                X,
+                accept_sparse=("csr", "csc"),
+                dtype=np.float64,
+                ensure_all_finite=True,
+                input_name="X",
+            )
+            if sp.issparse(X):
+                X = X.tocsr()
+        expected = getattr(final, "n_features_in_", None)
+        if expected is not None and X.shape[1] != expected:
+            raise ValueError(
+                f"X has {X.shape[1]} features after the pipeline's transformers, but "
+                f"{type(final).__name__} was fitted on {expected}. Pass the same columns "
+                "the model was fitted on."
+            )
+        return X
+
+    def _to_xp(self, A):
+        xp = self.xp_
+        if sp.issparse(A):
+            if is_numpy(xp):
+                return A
+            from ._backend import to_device_sparse
+
+            return to_device_sparse(A, xp)
+        if isinstance(A, np.ndarray):
+            return asarray(A, xp)
+        return A
+
+    @staticmethod
+    def _check_targets(y, n, spec, name):
+        if y is None:
+            raise ValueError(f"{name} is required")
+        y = np.asarray(to_numpy(y) if not hasattr(y, "to_numpy") else y.to_numpy())
+        if y.shape[0] != n:
+            raise ValueError(
+                f"{name} has {y.shape[0]} rows but X has {n}; pass the targets of the "
+                "same rows."
+            )
+        if not spec.is_classifier:
+            y = y.astype(np.float64)
+            if not np.all(np.isfinite(y)):
+                raise ValueError(f"{name} contains NaN or infinity.")
+        else:
+            spec.class_index(y)  # raises on unknown labels
+        return y
+
+    def _warn_if_not_optimal(self, final):
+        tol = 1e-3
+        if self.stationarity_ > tol:
+            warnings.warn(
+                f"{type(final).__name__} is not at the optimum of its training "
+                f"objective: the gradient norm is {self.stationarity_:.2g} of the total "
+                "per-row gradient norm (0 at an exact optimum). Influence estimates "
+                "assume an optimum (Koh & Liang, appendix B); refit with a smaller tol "
+                "/ larger max_iter, or check that X, y and sample_weight are those the "
+                "model was fitted on.",
+                NotAtOptimumWarning,
+                stacklevel=3,
+            )
+
+    def _solver_name(self):
+        if self.solver != "auto":
+            return self.solver
+        return "exact" if self.state_.n_params <= EXACT_MAX_PARAMS else "cg"
+
+    def _make_solver(self):
+        operator = HessianOperator(self.state_, self.damping)
+        name = self._solver_name()
+        options = dict(self.solver_options or {})
+        if name in ("cg", "lissa"):
+            options.setdefault("verbose", self.verbose)
+        return SOLVERS[name](operator, **options)
+
+    # ------------------------------------------------------------ internals
+    def _rows_budget(self, n_cols):
+        return rows_per_block(n_cols, self.max_block_bytes)
+
+    def _test_function(self, target, y, n):
+        spec = self.spec_
+        if target == "loss":
+            if y is None:
+                raise ValueError(
+                    "y_test is required for target='loss'; pass target='prediction' to "
+                    "explain the prediction itself."
+                )
+            return spec.test_loss, spec.encode(y)
+        if target == "prediction":
+            return spec.prediction, spec.prediction_targets(y, n)
+        raise ValueError(f"target must be 'loss' or 'prediction', got {target!r}")
+
+    def _prepare_test(self, X_test, y_test, target):
+        check_is_fitted(self, "solver_")
+        _, final = split_pipeline(self.estimator)
+        Xf = self._features(X_test, self.feature_map_, final)
+        if y_test is not None:
+            y_test = self._check_targets(y_test, Xf.shape[0], self.spec_, name="y_test")
+        func, Y = self._test_function(target, y_test, Xf.shape[0])
+        design = self.spec_.make_design(self._to_xp(Xf), self.xp_)
+        return design, func, asarray(Y, self.xp_)
+
+    def _test_factors(self, design, func, Y, rows):
+        """``H^{-1} grad L(z_j)`` for test rows ``rows``: (n_params, len(rows))."""
+        xp = self.xp_
+        idx = np.arange(rows.start, rows.stop)
+        sub = design.take(idx)
+        Yb = xp.take(Y, xp.asarray(idx), axis=0)
+        T = func.gradient(Yb, sub.predict(self.state_.theta))
+        return self.solver_.solve(sub.expand(T))
+
+    def _blocks(self, X_test, y_test, target):
+        """Yield ``(test_rows, train_rows, block)`` of the influence matrix with
+        bounded memory; factors ``H^{-1} grad L`` are solved once per test block."""
+        design, func, Y = self._prepare_test(X_test, y_test, target)
+        n_test, n_train = design.n_samples, self.n_train_
+        P = self.state_.n_params
+        test_block = max(1, min(n_test, self._rows_budget(max(P, n_train))))
+        for test_rows in block_slices(n_test, test_block):
+            F = self._test_factors(design, func, Y, test_rows)
+            train_block = max(1, self._rows_budget(F.shape[1] * max(1, design.n_outputs)))
+            for train_rows in block_slices(n_train, train_block):
+                grads = self._row_gradients.take(np.arange(train_rows.start, train_rows.stop))
+                yield test_rows, train_rows, -grads.dot(F).T
+
+    def _output(self, A):
+        """NumPy for NumPy input (also after GPU work); the input's namespace otherwise."""
+        return to_numpy(A) if self._numpy_io else A
+
+    @property
+    def _numpy_io(self):
+        X = self._X_features
+        return sp.issparse(X) or isinstance(X, np.ndarray)
+
+    # --------------------------------------------------------------- public
+    def influence(self, X_test, y_test=None, *, target: str = "loss"):
+        """Influence of every training row on each test row.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        target : {"loss", "prediction"}, default="loss"
+            ``"loss"``: the test loss (log-loss of the predicted probability for
+            probabilistic classifiers, the model's own loss for other
+            classifiers, squared error for regressors). ``"prediction"``: the
+            predicted probability of class ``y_test`` (or of the positive class)
+            for probabilistic classifiers, the decision function otherwise, the
+            prediction for regressors.
+
+        Returns
+        -------
+        ndarray of shape (n_test, n_train)
+            Removing training row ``i`` changes the target quantity of test row
+            ``j`` by about ``-influence[j, i]``.
+        """
+        xp = self.xp_
+        rows_out = []
+        current, parts = None, []
+        for test_rows, _, block in self._blocks(X_test, y_test, target):
+            if current is not None and test_rows != current:
+                rows_out.append(xp.concat(parts, axis=1))
+                parts = []
+            current = test_rows
+            parts.append(block)
+        rows_out.append(xp.concat(parts, axis=1))
+        return self._output(xp.concat(rows_out, axis=0))
+
+    def most_influential(self, X_test, y_test=None, k: int = 10, *, target: str = "loss"):
+        """The ``k`` most harmful and most helpful training rows per test row,
+        without holding the ``n_test x n_train`` matrix.
+
+        Returns
+        -------
+        dict with ``harmful_indices``, ``harmful_values`` (largest influence
+        first) and ``helpful_indices``, ``helpful_values`` (most negative
+        first), each of shape (n_test, k).
+        """
+        k = int(min(k, self.n_train_))
+        results = {}
+        for test_rows, train_rows, block in self._blocks(X_test, y_test, target):
+            B = to_numpy(block)
+            idx = np.arange(train_rows.start, train_rows.stop)
+            key = (test_rows.start, test_rows.stop)
+            best = results.setdefault(key, {"hi": None, "lo": None})
+            for name, sign in (("hi", 1.0), ("lo", -1.0)):
+                vals = np.broadcast_to(idx, B.shape), sign * B
+                if best[name] is not None:
+                    vals = (
+                        np.concatenate([best[name][0], vals[0]], axis=1),
+                        np.concatenate([best[name][1], vals[1]], axis=1),
+                    )
+                kk = min(k, vals[1].shape[1])
+                part = np.argpartition(-vals[1], kk - 1, axis=1)[:, :kk]
+                best[name] = (
+                    np.take_along_axis(vals[0], part, 1),
+                    np.take_along_axis(vals[1], part, 1),
+                )
+        out = {}
+        for name, label, sign in (("hi", "harmful", 1.0), ("lo", "helpful", -1.0)):
+            idx = np.concatenate([results[key][name][0] for key in sorted(results)], axis=0)
+            val = np.concatenate([results[key][name][1] for key in sorted(results)], axis=0)
+            order = np.argsort(-val, axis=1, kind="stable")
+            out[f"{label}_indices"] = np.take_along_axis(idx, order, 1)
+            out[f"{label}_values"] = sign * np.take_along_axis(val, order, 1)
+        return out
+
+    def self_influence(self):
+        """Predicted increase of each training row's own loss when it is removed.
+
+        ``self_influence()[i] == -influence(X_train, y_train)[i, i]``; >= 0 for
+        convex objectives. Large values mark rows the model can only fit by
+        bending towards them: candidates for label review.
+
+        Returns
+        -------
+        ndarray of shape (n_train,)
+        """
+        check_is_fitted(self, "solver_")
+        xp = self.xp_
+        state = self.state_
+        spec = self.spec_
+        T_all = spec.test_loss.gradient(self.objective_.targets, state.z)
+        out = []
+        P = state.n_params
+        for rows in block_slices(self.n_train_, self._rows_budget(4 * P)):
+            idx = np.arange(rows.start, rows.stop)
+            design = state.design.take(idx)
+            T = xp.take(T_all, xp.asarray(idx), axis=0)
+            Gt = design.expand(T)  # test-loss gradients (P, b)
+            Gg = self._row_gradients.take(idx).dense().T  # removable-term gradients
+            Wt = self.solver_.half_solve(Gt)
+            if Wt is not None:
+                vals = xp.sum(Wt * self.solver_.half_solve(Gg), axis=0)
+            else:
+                vals = xp.sum(Gt * self.solver_.solve(Gg), axis=0)
+            out.append(vals)
+        return self._output(xp.concat(out, axis=0))
+
+    def influence_params(self, rows=None):
+        """Influence of training rows on the fitted parameters.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_params)
+            Removing row ``i`` changes the parameter vector (``spec_.theta()``
+            layout: per output, coefficients then intercept) by about
+            ``-influence_params[i]``.
+        """
+        check_is_fitted(self, "solver_")
+        rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
+        G = self._row_gradients.take(rows).dense().T
+        return self._output(-self.solver_.solve(G).T)
+
+    def influence_features(self, X_test, y_test=None, rows=None, *, target: str = "loss"):
+        r"""Perturbation influence ``I_pert`` (Koh & Liang, Eq. 5).
+
+        ``influence_features[j, i, f]`` is the derivative of test row ``j``'s
+        loss with respect to feature ``f`` of training row ``i`` (in the
+        estimator's input space, after a pipeline's transformers): moving row
+        ``i`` by ``delta`` and refitting changes the test loss by about
+        ``influence_features[j, i] @ delta``.
+
+        Returns
+        -------
+        ndarray of shape (n_test, n_rows, n_features)
+        """
+        check_is_fitted(self, "solver_")
+        xp = self.xp_
+        spec, state = self.spec_, self.state_
+        if self.approximation != "influence":
+            raise ValueError("influence_features supports approximation='influence' only")
+        outputs = spec.feature_outputs or list(range(state.design.n_outputs))
+        rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
+        design, func, Y = self._prepare_test(X_test, y_test, target)
+        F = self._test_factors(design, func, Y, slice(0, design.n_samples))  # (P, m)
+        sub = state.design.take(rows)
+        idx = xp.asarray(rows)
+        U = xp.take(state.U, idx, axis=0)
+        D = xp.take(state.D, idx, axis=0)
+        AF = sub.forward(F)  # (r, K, m): A_i f_j
+        p = spec.n_features
+        offs = state.design.offsets
+        theta = state.theta
+        result = None
+        for k in outputs:
+            Wk = theta[offs[k] : offs[k] + p]  # dz_k / dx
+            Fk = F[offs[k] : offs[k] + p, :]  # (p, m)
+            coef_term = xp.sum(AF * D[:, :, k, None], axis=1)  # (r, m): (A_i f)^T D_i e_k
+            term = coef_term[:, :, None] * Wk[None, None, :] + U[:, k, None, None] * Fk.T[None]
+            result = term if result is None else result + term
+        return self._output(-xp.permute_dims(result, (1, 0, 2)))
+
+    # ------------------------------------------------------- newton step
+    def leverages(self):
+        """``M_i = A_i H^{-1} A_i^T`` per training row: (n_train, K, K)."""
+        check_is_fitted(self, "solver_")
+        return self._leverages()
+
+    def _leverages(self):
+        xp = self.xp_
+        design = self.state_.design
+        K = design.n_outputs
+        out = []
+        for rows in block_slices(self.n_train_, self._rows_budget(2 * K * design.n_params)):
+            idx = np.arange(rows.start, rows.stop)
+            sub = design.take(idx)
+            eye = xp.eye(K, dtype=xp.float64)
+            cols = [sub.expand(xp.ones((len(idx), 1)) * eye[k : k + 1, :]) for k in range(K)]
+            half = [self.solver_.half_solve(C) for C in cols]
+            if half[0] is not None:
+                M = [[xp.sum(half[a] * half[b], axis=0) for b in range(K)] for a in range(K)]
+            else:
+                sol = [self.solver_.solve(C) for C in cols]
+                M = [[xp.sum(cols[a] * sol[b], axis=0) for b in range(K)] for a in range(K)]
+            out.append(xp.stack([xp.stack(r, axis=1) for r in M], axis=1))
+        return xp.concat(out, axis=0)
+
+    def _newton_row_gradients(self):
+        r"""Row gradients ``g~_i`` with ``H^{-1} g~_i = (H - H_i)^{-1} g_i``.
+
+        Woodbury with ``H_i = A_i^T D_i A_i``: ``g~_i = A_i^T u~_i + s_i r`` and
+        ``u~_i = (I - D_i M_i)^{-1} (u_i + s_i D_i A_i H^{-1} r)``. The penalty
+        share of mean-loss objectives (O(1/n) of ``H``) stays first order.
+        """
+        from .objectives import RowGradients
+
+        xp = self.xp_
+        state = self.state_
+        base = state.row_gradients()
+        M = self._leverages()
+        D = state.D
+        K = state.design.n_outputs
+        U = base.U
+        if base.shares is not None:
+            c = self.solver_.solve(base.r[:, None])  # H^{-1} r
+            Ac = state.design.forward(c)[:, :, 0]
+            U = U + base.shares[:, None] * xp.sum(D * Ac[:, None, :], axis=2)
+        eye = xp.eye(K, dtype=U.dtype)
+        Amat = eye[None, :, :] - xp.matmul(D, M)
+        det = to_numpy(xp.linalg.det(Amat))
+        bad = ~(det > 1e-10)
+        if np.any(bad):
+            warnings.warn(
+                f"{int(bad.sum())} training row(s) have leverage 1 (the model is "
+                "undetermined without them); their Newton estimate is replaced by the "
+                "plain influence function.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            Amat = xp.where(xp.asarray(bad)[:, None, None], eye[None, :, :], Amat)
+        Ut = xp.linalg.solve(Amat, U[:, :, None])[:, :, 0]
+        return RowGradients(state.design, Ut, base.shares, base.r)
+

@@ -1,0 +1,409 @@
+"""From a fitted scikit-learn estimator to its training objective.
+
+Each supported estimator family gets a :class:`ModelSpec` that states, in one
+place, how scikit-learn defines its objective: which pointwise loss, which row
+weights (``C``, sample and class weights), which penalty and whether the
+penalty is shared per row (mean-loss objectives), and how to read the fitted
+parameters. Everything numerical downstream works from that spec.
+
+=========================  ===================================================
+estimator                  objective minimised by scikit-learn
+=========================  ===================================================
+LogisticRegression         ``C sum_i s_i c_{y_i} l_log(y_i, z_i) + ||W||^2/2``
+                           (liblinear also penalises ``b / intercept_scaling``)
+LinearRegression           ``sum_i s_i (y_i - z_i)^2``
+Ridge, RidgeClassifier     ``sum_i s_i (y_i - z_i)^2 + alpha ||W||^2``
+SGDClassifier/Regressor    ``(1/n) sum_i s_i c_{y_i} l(y_i, z_i) + alpha ||W||^2/2``
+PoissonRegressor           ``(1/sum s) sum_i s_i (exp z_i - y_i z_i) + alpha ||W||^2/2``
+HuberRegressor             ``sum_i s_i (sigma + H_eps(r_i/sigma) sigma) + alpha ||w||^2``
+=========================  ===================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import (
+    HuberRegressor,
+    LinearRegression,
+    LogisticRegression,
+    PoissonRegressor,
+    Ridge,
+    RidgeClassifier,
+    SGDClassifier,
+    SGDRegressor,
+)
+from sklearn.utils.class_weight import compute_class_weight
+
+from .._backend import asarray, get_namespace
+from ._design import BlockDesign, with_intercept
+from ._losses import (
+    BinomialLogLoss,
+    HalfPoissonDeviance,
+    Huber,
+    HuberWithScale,
+    ModifiedHuber,
+    MultinomialLogLoss,
+    OvRNormalizedLogLoss,
+    PointwiseLoss,
+    Prediction,
+    SmoothedEpsilonInsensitive,
+    SmoothedHinge,
+    SquaredError,
+    SquaredErrorExpLink,
+    SquaredHinge,
+)
+from ._objective import Objective, Regularizer
+
+
+class FirstOutputs(PointwiseLoss):
+    """A loss of the first ``k`` outputs only (the prediction of
+    ``HuberRegressor``, whose second output is the scale)."""
+
+    def __init__(self, loss, k=1):
+        self.loss = loss
+        self.k = k
+
+    def value(self, y, z):
+        return self.loss.value(y, z[:, : self.k])
+
+    def gradient(self, y, z):
+        xp = get_namespace(z)
+        g = self.loss.gradient(y, z[:, : self.k])
+        pad = xp.zeros((z.shape[0], z.shape[1] - self.k), dtype=z.dtype)
+        return xp.concat([g, pad], axis=1)
+
+
+class ModelSpec:
+    """How one fitted estimator defines its objective.
+
+    Subclasses set the attributes below in ``__init__`` and may override the
+    design, the parameter layout or the target encoding.
+
+    Attributes
+    ----------
+    train_loss, test_loss : PointwiseLoss
+    prediction : Prediction
+        What ``target="prediction"`` differentiates.
+    n_outputs : int
+    fit_intercept : bool
+    row_scale : float
+        ``C`` for logistic regression, 1 otherwise.
+    coef_penalty : array of shape (n_outputs,)
+        Diagonal of ``R`` on coefficients, per output.
+    intercept_penalty : float
+    strength : float
+        ``lambda_0``: fixed multiplier of the penalty.
+    share : {None, "count", "weight"}
+        Per-row penalty shares of mean-loss objectives: ``share_scale`` per
+        row (``SGD*``) or ``share_scale * s_i`` (GLMs fitted by L-BFGS).
+    """
+
+    is_classifier = False
+    smooth = True
+    share = None
+    share_scale = 0.0
+    strength = 1.0
+    row_scale = 1.0
+    intercept_penalty = 0.0
+
+    #: outputs whose raw prediction is linear in the row's features (for
+    #: perturbation influence); None means all of them
+    feature_outputs = None
+
+    def __init__(self, estimator, *, temperature=None):
+        self.estimator = estimator
+        self.temperature = temperature
+        self.classes_ = getattr(estimator, "classes_", None) if self.is_classifier else None
+        coef = np.asarray(estimator.coef_, dtype=float)
+        self.n_features = coef.shape[-1]
+        self.n_outputs = 1 if coef.ndim == 1 else coef.shape[0]
+        self.fit_intercept = bool(getattr(estimator, "fit_intercept", True))
+
+    # --- targets -------------------------------------------------------
+    def encode(self, y) -> np.ndarray:
+        """Encoded float targets, shape (n, n_targets)."""
+        if self.is_classifier:
+            return self._encode_classes(y)
+        y = np.asarray(y, dtype=float)
+        return y.reshape(len(y), -1)
+
+    def class_index(self, y) -> np.ndarray:
+        classes = self.classes_
+        y = np.asarray(y)
+        idx = np.searchsorted(classes, y)
+        idx = np.clip(idx, 0, len(classes) - 1)
+        bad = classes[idx] != y
+        if np.any(bad):
+            raise ValueError(
+                f"y contains labels {np.unique(y[bad])[:5].tolist()} the estimator "
+                f"was not fitted on; its classes_ are {classes.tolist()}."
+            )
+        return idx
+
+    def _encode_classes(self, y) -> np.ndarray:
+        idx = self.class_index(y)
+        if self.n_outputs == 1:
+            return (idx == 1).astype(float)[:, None]
+        return np.eye(len(self.classes_))[idx]
+
+    def prediction_targets(self, y, n) -> np.ndarray:
+        """One-hot selector for ``target="prediction"``: the output for class
+        ``y`` (or the single output)."""
+        if self.n_outputs == 1 or y is None:
+            if self.n_outputs > 1:
+                raise ValueError("pass y_test to choose the class whose prediction to explain")
+            return np.ones((n, 1))
+        return np.eye(self.n_outputs)[self.class_index(y)]
+
+    def row_weights(self, y, sample_weight) -> np.ndarray:
+        """``w_i``: sample weight times class weight times ``row_scale``."""
+        n = len(y)
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        cw = getattr(self.estimator, "class_weight", None) if self.is_classifier else None
+        if cw is not None:
+            weights = compute_class_weight(cw, classes=self.classes_, y=np.asarray(y))
+            w = w * weights[self.class_index(y)]
+        return self.row_scale * w
+
+    # --- parameters and design ----------------------------------------
+    def theta(self, estimator=None) -> np.ndarray:
+        """Fitted parameters as one flat vector, output by output:
+        ``[coef_0, intercept_0, coef_1, intercept_1, ...]``."""
+        est = self.estimator if estimator is None else estimator
+        coef = np.asarray(est.coef_, dtype=float).reshape(self.n_outputs, -1)
+        if not self.fit_intercept:
+            return coef.ravel()
+        b = np.broadcast_to(np.asarray(est.intercept_, dtype=float), (self.n_outputs,))
+        return np.concatenate([coef, b[:, None]], axis=1).ravel()
+
+    def make_design(self, X, xp) -> BlockDesign:
+        Xt = with_intercept(X, xp) if self.fit_intercept else X
+        return BlockDesign([Xt] * self.n_outputs, xp)
+
+    def regularizer(self, xp) -> Regularizer:
+        pen = np.broadcast_to(np.asarray(self.coef_penalty, dtype=float), (self.n_outputs,))
+        blocks = []
+        for k in range(self.n_outputs):
+            blocks.append(np.full(self.n_features, pen[k]))
+            if self.fit_intercept:
+                blocks.append([self.intercept_penalty])
+        return Regularizer(asarray(np.concatenate(blocks), xp), xp=xp)
+
+    def shares(self, sample_weight, n) -> np.ndarray | None:
+        if self.share is None or self.share_scale == 0.0:
+            return None
+        if self.share == "count":
+            return np.full(n, self.share_scale)
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        return self.share_scale * w
+
+    def objective(self, X, y, sample_weight, xp) -> Objective:
+        """The training objective on (already transformed) ``X``."""
+        n = X.shape[0]
+        shares = self.shares(sample_weight, n)
+        return Objective(
+            design=self.make_design(X, xp),
+            loss=self.train_loss,
+            targets=asarray(self.encode(y), xp),
+            weights=asarray(self.row_weights(y, sample_weight), xp),
+            regularizer=self.regularizer(xp),
+            strength=self.strength,
+            shares=None if shares is None else asarray(shares, xp),
+        )
+
+
+def _logistic_penalty(est):
+    """``(penalty, C)`` across scikit-learn 1.5 - 1.9+ (1.8 deprecates
+    ``penalty`` in favour of ``l1_ratio`` and ``C=np.inf``)."""
+    penalty = getattr(est, "penalty", "l2")
+    C = float(est.C)
+    l1_ratio = getattr(est, "l1_ratio", None)
+    if penalty == "deprecated":
+        if l1_ratio in (None, 0, 0.0):
+            penalty = "l2"
+        elif l1_ratio == 1:
+            penalty = "l1"
+        else:
+            penalty = "elasticnet"
+        if np.isinf(C):
+            penalty = None
+    elif penalty == "l2" and np.isinf(C):
+        penalty = None
+    return penalty, C
+
+
+def _reject_sparse_penalty(name, penalty):
+    if penalty in ("l1", "elasticnet"):
+        raise ValueError(
+            f"{name} with an {penalty} penalty is not supported: its objective is not "
+            "differentiable where coefficients are zero, so influence functions are "
+            "undefined there. Refit with an L2 penalty (l1_ratio=0) or none, or "
+            "select features first and explain a model fitted on them."
+        )
+
+
+class LogisticRegressionSpec(ModelSpec):
+    is_classifier = True
+
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        penalty, C = _logistic_penalty(est)
+        _reject_sparse_penalty("LogisticRegression", penalty)
+        multi = getattr(est, "multi_class", "auto")
+        ovr = self.n_outputs > 1 and (
+            multi == "ovr" or (multi in ("auto", "deprecated") and est.solver == "liblinear")
+        )
+        if penalty is None:
+            self.row_scale, self.coef_penalty = 1.0, 0.0
+        else:
+            self.row_scale, self.coef_penalty = C, 1.0
+        if est.solver == "liblinear" and self.fit_intercept and penalty is not None:
+            # liblinear appends a constant feature intercept_scaling whose weight
+            # is penalised: intercept_ = intercept_scaling * w_last.
+            self.intercept_penalty = 1.0 / float(est.intercept_scaling) ** 2
+        if self.n_outputs == 1:
+            self.train_loss = self.test_loss = BinomialLogLoss()
+            self.prediction = Prediction("sigmoid")
+        elif ovr:
+            self.train_loss = BinomialLogLoss()
+            self.test_loss = OvRNormalizedLogLoss()
+            self.prediction = Prediction("ovr")
+        else:
+            self.train_loss = self.test_loss = MultinomialLogLoss()
+            self.prediction = Prediction("softmax")
+
+
+class LeastSquaresSpec(ModelSpec):
+    """``LinearRegression`` and ``Ridge``: ``sum s_i ||y_i - z_i||^2 + alpha ||W||^2``."""
+
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        if getattr(est, "positive", False):
+            raise ValueError(
+                f"{type(est).__name__}(positive=True) has active constraints; influence "
+                "functions of constrained fits are not supported. Refit with positive=False."
+            )
+        alpha = np.asarray(getattr(est, "alpha", 0.0), dtype=float)
+        self.coef_penalty = 2.0 * alpha  # alpha ||w||^2 = (1/2) (2 alpha) ||w||^2
+        self.train_loss = self.test_loss = SquaredError(1.0)
+        self.prediction = Prediction("raw")
+
+
+class RidgeClassifierSpec(LeastSquaresSpec):
+    """``RidgeClassifier``: ridge regression on {-1, +1} class indicators."""
+
+    is_classifier = True
+
+    def _encode_classes(self, y):
+        return 2.0 * super()._encode_classes(y) - 1.0
+
+
+class SGDClassifierSpec(ModelSpec):
+    is_classifier = True
+    share = "count"
+    strength = 0.0
+
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        _reject_sparse_penalty("SGDClassifier", est.penalty)
+        self.share_scale = float(est.alpha) if est.penalty == "l2" else 0.0
+        self.coef_penalty = 1.0
+        loss = est.loss
+        self.prediction = Prediction("raw")
+        if loss == "log_loss":
+            self.train_loss = BinomialLogLoss()
+            if self.n_outputs == 1:
+                self.test_loss, self.prediction = self.train_loss, Prediction("sigmoid")
+            else:
+                self.test_loss, self.prediction = OvRNormalizedLogLoss(), Prediction("ovr")
+        elif loss == "modified_huber":
+            self.train_loss = self.test_loss = ModifiedHuber()
+        elif loss == "squared_hinge":
+            self.train_loss = self.test_loss = SquaredHinge()
+        elif loss == "hinge":
+            self.smooth = False
+            self.train_loss = self.test_loss = SmoothedHinge(self.temperature)
+        else:
+            raise ValueError(
+                f"SGDClassifier(loss={loss!r}) is not supported; use one of "
+                "'log_loss', 'modified_huber', 'squared_hinge', 'hinge'."
+            )
+
+
+class SGDRegressorSpec(ModelSpec):
+    share = "count"
+    strength = 0.0
+
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        _reject_sparse_penalty("SGDRegressor", est.penalty)
+        self.share_scale = float(est.alpha) if est.penalty == "l2" else 0.0
+        self.coef_penalty = 1.0
+        loss = est.loss
+        self.test_loss = SquaredError(1.0)
+        self.prediction = Prediction("raw")
+        if loss == "squared_error":
+            self.train_loss = SquaredError(0.5)
+        elif loss == "huber":
+            self.train_loss = Huber(float(est.epsilon))
+        elif loss == "epsilon_insensitive":
+            self.smooth = False
+            self.train_loss = SmoothedEpsilonInsensitive(float(est.epsilon), self.temperature)
+        else:
+            raise ValueError(
+                f"SGDRegressor(loss={loss!r}) is not supported; use 'squared_error', "
+                "'huber' or 'epsilon_insensitive'."
+            )
+
+
+class PoissonRegressorSpec(ModelSpec):
+    share = "weight"
+    strength = 0.0
+
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        self.share_scale = float(est.alpha)
+        self.coef_penalty = 1.0
+        self.train_loss = HalfPoissonDeviance()
+        self.test_loss = SquaredErrorExpLink()
+        self.prediction = Prediction("exp")
+
+
+class HuberRegressorSpec(ModelSpec):
+    """Parameters ``[coef, intercept, scale]``; the scale is a second output
+    whose "feature" is a column of ones."""
+
+    feature_outputs = [0]
+
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        self.n_outputs = 1
+        self.coef_penalty = 2.0 * float(est.alpha)
+        self.train_loss = HuberWithScale(float(est.epsilon))
+        self.test_loss = FirstOutputs(SquaredError(1.0))
+        self.prediction = FirstOutputs(Prediction("raw"))
+
+    def theta(self, estimator=None):
+        est = self.estimator if estimator is None else estimator
+        return np.concatenate([super().theta(est), [float(est.scale_)]])
+
+    def make_design(self, X, xp):
+        Xt = with_intercept(X, xp) if self.fit_intercept else X
+        return BlockDesign([Xt, xp.ones((X.shape[0], 1), dtype=xp.float64)], xp)
+
+    def regularizer(self, xp):
+        base = super().regularizer(xp)
+        return Regularizer(xp.concat([base.diagonal, xp.zeros(1, dtype=xp.float64)]), xp=xp)
+
+
+#: estimator class -> spec class; subclasses of these estimators are accepted.
+LINEAR_SPECS = {
+    LogisticRegression: LogisticRegressionSpec,
+    LinearRegression: LeastSquaresSpec,
+    Ridge: LeastSquaresSpec,
+    RidgeClassifier: RidgeClassifierSpec,
+    SGDClassifier: SGDClassifierSpec,
+    SGDRegressor: SGDRegressorSpec,
+    PoissonRegressor: PoissonRegressorSpec,
+    HuberRegressor: HuberRegressorSpec,
+}

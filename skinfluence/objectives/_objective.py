@@ -1,0 +1,314 @@
+"""The training objective of a fitted model, its derivatives, and per-row terms.
+
+Every supported estimator minimises an objective of the form
+
+.. math::
+
+    F(\theta) = \sum_i w_i \, l(y_i, A_i \theta)
+                + \tfrac12 \big(\lambda_0 + \sum_i s_i\big) \, \theta^T R \theta
+
+with a pointwise loss ``l`` (:mod:`._losses`), a design ``A`` (:mod:`._design`),
+row weights ``w_i`` (sample weight times class weight times ``C``), a
+quadratic regulariser ``R`` and its strength split into a fixed part
+``lambda_0`` and per-row shares ``s_i``. The shares matter for estimators that
+minimise a *mean* loss plus a penalty (``SGD*``, ``PoissonRegressor``):
+removing a row there also removes its share of the penalty, so the term that
+leave-one-out retraining removes is
+
+.. math::  F_i(\theta) = w_i \, l(y_i, A_i\theta) + \tfrac12 s_i\, \theta^T R \theta.
+
+Its gradient is ``g_i = A_i^T u_i + s_i R theta`` with ``u_i = w_i dl/dz``,
+and the Hessian of the whole objective is
+``H = sum_i A_i^T D_i A_i + (lambda_0 + sum_i s_i) R`` with
+``D_i = w_i d^2l/dz^2``. Influence functions need only these pieces.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._backend import asarray, to_numpy
+
+
+class Regularizer:
+    r"""Quadratic penalty ``theta^T R theta / 2`` with block-diagonal ``R``.
+
+    ``diagonal`` holds the diagonal part (zeros for unpenalised intercepts);
+    ``dense_blocks`` is a list of ``(offset, matrix)`` pairs added on top
+    (the kernel matrix of kernel ridge and kernel SVMs).
+    """
+
+    def __init__(self, diagonal, dense_blocks=(), xp=None):
+        self.diagonal = diagonal
+        self.dense_blocks = list(dense_blocks)
+        self.xp = xp
+
+    def matvec(self, V):
+        xp = self.xp
+        one_dim = V.ndim == 1
+        W = V[:, None] if one_dim else V
+        out = self.diagonal[:, None] * W
+        if self.dense_blocks:
+            pieces = []
+            cursor = 0
+            for off, M in self.dense_blocks:
+                pieces.append(out[cursor:off, :])
+                pieces.append(out[off : off + M.shape[0], :] + M @ W[off : off + M.shape[0], :])
+                cursor = off + M.shape[0]
+            pieces.append(out[cursor:, :])
+            out = xp.concat(pieces, axis=0)
+        return out[:, 0] if one_dim else out
+
+    def to_dense(self):
+        xp = self.xp
+        R = xp.eye(self.diagonal.shape[0], dtype=self.diagonal.dtype) * self.diagonal[None, :]
+        for off, M in self.dense_blocks:
+            P = self.diagonal.shape[0]
+            k = M.shape[0]
+            # embed M at (off, off) without item assignment (array API)
+            top = xp.zeros((off, P), dtype=M.dtype)
+            mid = xp.concat(
+                [
+                    xp.zeros((k, off), dtype=M.dtype),
+                    M,
+                    xp.zeros((k, P - off - k), dtype=M.dtype),
+                ],
+                axis=1,
+            )
+            bottom = xp.zeros((P - off - k, P), dtype=M.dtype)
+            R = R + xp.concat([top, mid, bottom], axis=0)
+        return R
+
+    def diag(self):
+        xp = self.xp
+        d = self.diagonal
+        if not self.dense_blocks:
+            return d
+        pieces, cursor = [], 0
+        for off, M in self.dense_blocks:
+            pieces.append(d[cursor:off])
+            pieces.append(d[off : off + M.shape[0]] + xp.linalg.diagonal(M))
+            cursor = off + M.shape[0]
+        pieces.append(d[cursor:])
+        return xp.concat(pieces, axis=0)
+
+
+class Objective:
+    """``F(theta)`` for one fitted model and its training data.
+
+    Parameters
+    ----------
+    design : BlockDesign
+    loss : PointwiseLoss
+    targets : array of shape (n, n_targets), encoded targets
+    weights : array of shape (n,), ``w_i``
+    regularizer : Regularizer
+    strength : float, ``lambda_0``
+    shares : array of shape (n,) or None, ``s_i``
+    """
+
+    def __init__(self, design, loss, targets, weights, regularizer, strength=1.0, shares=None):
+        self.design = design
+        self.loss = loss
+        self.targets = targets
+        self.weights = weights
+        self.regularizer = regularizer
+        self.strength = float(strength)
+        self.shares = shares
+        self.xp = design.xp
+
+    @property
+    def n_params(self) -> int:
+        return self.design.n_params
+
+    @property
+    def total_strength(self) -> float:
+        xp = self.xp
+        extra = 0.0 if self.shares is None else float(xp.sum(self.shares))
+        return self.strength + extra
+
+    def value(self, theta) -> float:
+        xp = self.xp
+        z = self.design.predict(theta)
+        data = xp.sum(self.weights * self.loss.value(self.targets, z))
+        pen = 0.5 * self.total_strength * xp.sum(theta * self.regularizer.matvec(theta))
+        return float(data + pen)
+
+    def at(self, theta) -> ObjectiveState:
+        """Derivatives of ``F`` at ``theta``, cached for repeated products."""
+        return ObjectiveState(self, theta)
+
+    def null_space(self):
+        """Orthonormal directions along which ``F`` and every prediction are flat.
+
+        For the multinomial softmax with a shared design, adding the same
+        vector to every class's parameters changes no prediction; it changes
+        ``F`` only through the penalty, so unpenalised columns (intercepts,
+        or all columns without penalty) give exact null directions of ``H``.
+        Returns ``None`` or an array of shape (n_params, q).
+        """
+        design = self.design
+        if not (self.loss.shift_invariant and design.shared and design.n_outputs > 1):
+            return None
+        xp = self.xp
+        K, p = design.n_outputs, design.sizes[0]
+        diag = to_numpy(self.regularizer.diag())
+        free = [j for j in range(p) if all(diag[k * p + j] == 0 for k in range(K))]
+        if not free or self.regularizer.dense_blocks:
+            return None
+        N = np.zeros((K * p, len(free)))
+        for c, j in enumerate(free):
+            N[[k * p + j for k in range(K)], c] = 1.0 / math.sqrt(K)
+        return asarray(N, xp)
+
+
+class ObjectiveState:
+    """``F`` and its per-row terms, linearised at one parameter vector."""
+
+    def __init__(self, objective: Objective, theta):
+        xp = objective.xp
+        self.objective = objective
+        self.xp = xp
+        self.theta = theta
+        self.design = objective.design
+        self.z = self.design.predict(theta)
+        w = objective.weights[:, None]
+        self.U = w * objective.loss.gradient(objective.targets, self.z)
+        self._D = None
+        self.penalty_gradient = self.objective.regularizer.matvec(theta)  # R theta
+        self.null_space = objective.null_space()
+
+    @property
+    def D(self):
+        """Per-row curvature ``D_i = w_i d^2 l / dz^2``, shape (n, K, K)."""
+        if self._D is None:
+            obj = self.objective
+            self._D = obj.weights[:, None, None] * obj.loss.hessian(obj.targets, self.z)
+        return self._D
+
+    @property
+    def n_params(self) -> int:
+        return self.design.n_params
+
+    def gradient(self):
+        obj = self.objective
+        return self.design.backward(self.U) + obj.total_strength * self.penalty_gradient
+
+    def hessian(self):
+        """Dense ``H`` (n_params, n_params)."""
+        obj = self.objective
+        return self.design.gram(self.D) + obj.total_strength * obj.regularizer.to_dense()
+
+    def hvp(self, V):
+        """``H V`` for ``V`` of shape (n_params, m), matrix-free."""
+        return self.hvp_rows(V, None)
+
+    def hvp_rows(self, V, rows, scale=1.0):
+        """``scale * sum_{i in rows} A_i^T D_i A_i V + lambda R V``.
+
+        With ``rows=None`` all rows; with a subsample and
+        ``scale = n / len(rows)`` an unbiased estimate of ``H V`` (LiSSA).
+        """
+        xp = self.xp
+        obj = self.objective
+        if rows is None:
+            design, D = self.design, self.D
+        else:
+            design = self.design.take(rows)
+            D = xp.take(self.D, xp.asarray(np.asarray(rows, dtype=np.int64)), axis=0)
+        AV = design.forward(V)  # (n, K, m)
+        # D_i (A_i V), accumulated over l to keep memory at n*K*m
+        DAV = D[:, :, 0, None] * AV[:, 0:1, :]
+        for m in range(1, design.n_outputs):
+            DAV = DAV + D[:, :, m, None] * AV[:, m : m + 1, :]
+        out = self._backward_many(design, DAV)
+        if scale != 1.0:
+            out = scale * out
+        return out + obj.total_strength * obj.regularizer.matvec(V)
+
+    @staticmethod
+    def _backward_many(design, G):
+        """``sum_i A_i^T G_i`` for G of shape (n, K, m): (n_params, m)."""
+        from .._backend import sparse_t_matmul
+
+        xp = design.xp
+        return xp.concat(
+            [sparse_t_matmul(B, G[:, k, :], xp) for k, B in enumerate(design.blocks)], axis=0
+        )
+
+    def hessian_diagonal(self):
+        obj = self.objective
+        return self.design.gram_diagonal(self.D) + obj.total_strength * obj.regularizer.diag()
+
+    def curvature_bound(self) -> float:
+        """An upper bound on ``lambda_max(H)``: the trace-free Gershgorin-type
+        bound ``sum_i ||D_i||_2 ||A_i||^2 + lambda ||R||``, cheap and safe."""
+        xp = self.xp
+        obj = self.objective
+        Dn = xp.sum(xp.abs(self.D), axis=(1, 2))  # >= spectral norm of each D_i
+        data = float(xp.sum(Dn * self.design.row_sq_norms()))
+        reg = obj.regularizer
+        rnorm = float(xp.max(xp.abs(reg.diagonal))) if reg.diagonal.shape[0] else 0.0
+        for _, M in reg.dense_blocks:
+            rnorm += float(xp.max(xp.sum(xp.abs(M), axis=1)))
+        return data + obj.total_strength * rnorm
+
+    def row_gradients(self) -> RowGradients:
+        """Gradients ``g_i`` of the removable terms ``F_i``."""
+        return RowGradients(self.design, self.U, self.objective.shares, self.penalty_gradient)
+
+    def stationarity(self) -> float:
+        """``||grad F|| / sum_i ||g_i||``: about 0 at the optimum; the relative
+        size of the leftover gradient compared with the per-row gradients."""
+        xp = self.xp
+        g = self.gradient()
+        if self.null_space is not None:
+            N = self.null_space
+            g = g - N @ (N.T @ g)
+        scale = xp.sum(xp.sqrt(xp.sum(self.U * self.U, axis=1) * self.design.row_sq_norms()))
+        scale = float(scale) + 1e-300
+        return float(xp.sqrt(xp.sum(g * g))) / scale
+
+
+class RowGradients:
+    """Per-row gradients ``g_i = A_i^T u_i + s_i r`` of the removable terms,
+    kept factored (never an ``n x n_params`` matrix unless asked for).
+
+    Parameters
+    ----------
+    design : BlockDesign
+    U : array (n, K), ``u_i``
+    shares : array (n,) or None, ``s_i``
+    r : array (n_params,), ``R theta``
+    """
+
+    def __init__(self, design, U, shares, r):
+        self.design = design
+        self.U = U
+        self.shares = shares
+        self.r = r
+        self.xp = design.xp
+
+    def dot(self, V):
+        """``[g_i . v_j]``: shape (n, m) for ``V`` of shape (n_params, m)."""
+        xp = self.xp
+        AV = self.design.forward(V)  # (n, K, m)
+        out = xp.sum(self.U[:, :, None] * AV, axis=1)
+        if self.shares is not None:
+            out = out + self.shares[:, None] * (self.r @ V)[None, :]
+        return out
+
+    def dense(self):
+        """``G`` with rows ``g_i``, shape (n, n_params)."""
+        G = self.design.expand(self.U).T
+        if self.shares is not None:
+            G = G + self.shares[:, None] * self.r[None, :]
+        return G
+
+    def take(self, rows) -> RowGradients:
+        xp = self.xp
+        idx = xp.asarray(np.asarray(to_numpy(rows), dtype=np.int64))
+        shares = None if self.shares is None else xp.take(self.shares, idx, axis=0)
+        return RowGradients(self.design.take(rows), xp.take(self.U, idx, axis=0), shares, self.r)

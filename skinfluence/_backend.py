@@ -224,6 +224,5 @@ def to_device_sparse(A, xp):
 
         return csp.csr_matrix(A)
     raise TypeError(
-        f"sparse input is supported with NumPy and CuPy, not {xp.__name__}; "
-        "pass a dense array."
+        f"sparse input is supported with NumPy and CuPy, not {xp.__name__}; pass a dense array."
     )

@@ -10,9 +10,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_array
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn_compat.utils.validation import check_array, validate_data
 
 from ._backend import asarray, block_slices, get_namespace, is_numpy, rows_per_block, to_numpy
 from .objectives._registry import spec_for
@@ -253,8 +253,7 @@ class InfluenceExplainer(BaseEstimator):
         y = np.asarray(to_numpy(y) if not hasattr(y, "to_numpy") else y.to_numpy())
         if y.shape[0] != n:
             raise ValueError(
-                f"{name} has {y.shape[0]} rows but X has {n}; pass the targets of the "
-                "same rows."
+                f"{name} has {y.shape[0]} rows but X has {n}; pass the targets of the same rows."
             )
         if not spec.is_classifier:
             y = y.astype(np.float64)
@@ -570,4 +569,3 @@ class InfluenceExplainer(BaseEstimator):
             Amat = xp.where(xp.asarray(bad)[:, None, None], eye[None, :, :], Amat)
         Ut = xp.linalg.solve(Amat, U[:, :, None])[:, :, 0]
         return RowGradients(state.design, Ut, base.shares, base.r)
-

@@ -73,7 +73,7 @@ class BlockDesign:
     def predict(self, theta):
         """``z = A theta``, shape ``(n, n_outputs)``."""
         xp = self.xp
-        cols = [matmul(B, t, xp) for B, t in zip(self.blocks, self._split(theta))]
+        cols = [matmul(B, t, xp) for B, t in zip(self.blocks, self._split(theta), strict=True)]
         return xp.stack(cols, axis=1)
 
     def forward(self, V):
@@ -85,7 +85,8 @@ class BlockDesign:
             # one wide BLAS call instead of K narrow ones
             wide = matmul(self.blocks[0], xp.concat(parts, axis=1), xp)
             return xp.reshape(wide, (self.n_samples, self.n_outputs, m))
-        return xp.stack([matmul(B, P, xp) for B, P in zip(self.blocks, parts)], axis=1)
+        cols = [matmul(B, P, xp) for B, P in zip(self.blocks, parts, strict=True)]
+        return xp.stack(cols, axis=1)
 
     def backward(self, G):
         """``sum_i A_i^T g_i`` for per-row output vectors ``G`` (n, K): shape (n_params,)."""
@@ -139,4 +140,3 @@ class BlockDesign:
                 s = xp.sum(B * B, axis=1)
             total = s if total is None else total + s
         return total
-

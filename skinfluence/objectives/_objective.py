@@ -4,8 +4,8 @@ Every supported estimator minimises an objective of the form
 
 .. math::
 
-    F(\theta) = \sum_i w_i \, l(y_i, A_i \theta)
-                + \tfrac12 \big(\lambda_0 + \sum_i s_i\big) \, \theta^T R \theta
+    F(\theta) = \\sum_i w_i \\, l(y_i, A_i \theta)
+                + \tfrac12 \big(\\lambda_0 + \\sum_i s_i\big) \\, \theta^T R \theta
 
 with a pointwise loss ``l`` (:mod:`._losses`), a design ``A`` (:mod:`._design`),
 row weights ``w_i`` (sample weight times class weight times ``C``), a
@@ -15,7 +15,7 @@ minimise a *mean* loss plus a penalty (``SGD*``, ``PoissonRegressor``):
 removing a row there also removes its share of the penalty, so the term that
 leave-one-out retraining removes is
 
-.. math::  F_i(\theta) = w_i \, l(y_i, A_i\theta) + \tfrac12 s_i\, \theta^T R \theta.
+.. math::  F_i(\theta) = w_i \\, l(y_i, A_i\theta) + \tfrac12 s_i\\, \theta^T R \theta.
 
 Its gradient is ``g_i = A_i^T u_i + s_i R theta`` with ``u_i = w_i dl/dz``,
 and the Hessian of the whole objective is

@@ -91,8 +91,7 @@ class CGInverseHessian(InverseHessian):
         worst = max(done_res.values()) if done_res else 0.0
         if not np.isfinite(worst):
             raise FloatingPointError(
-                "CG produced non-finite values: the Hessian is likely indefinite; "
-                "pass damping>0."
+                "CG produced non-finite values: the Hessian is likely indefinite; pass damping>0."
             )
         converged = worst <= self.tol or all(v <= self.tol for v in done_res.values())
         self.report.iterations = max(self.report.iterations, it)

@@ -455,6 +455,30 @@ class InfluenceExplainer(BaseEstimator):
             out.append(vals)
         return self._output(xp.concat(out, axis=0))
 
+    def training_loss(self):
+        """Each training row's loss at the fitted model (the test loss of
+        :meth:`influence`, e.g. log-loss of the predicted probability).
+
+        Returns
+        -------
+        ndarray of shape (n_train,)
+        """
+        check_is_fitted(self, "solver_")
+        state = self.state_
+        return self._output(self.spec_.test_loss.value(self.objective_.targets, state.z))
+
+    def leave_one_out_loss(self):
+        """Approximate out-of-sample loss of each training row:
+        ``training_loss() + self_influence()``, the row's loss predicted for a
+        model refitted without it (Newton-corrected with
+        ``approximation="newton"``).
+
+        Returns
+        -------
+        ndarray of shape (n_train,)
+        """
+        return self.training_loss() + self.self_influence()
+
     def influence_params(self, rows=None):
         """Influence of training rows on the fitted parameters.
 

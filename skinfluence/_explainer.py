@@ -17,6 +17,7 @@ from sklearn_compat.utils.validation import check_array, validate_data
 from ._backend import asarray, block_slices, get_namespace, is_numpy, rows_per_block, to_numpy
 from .objectives._registry import spec_for
 from .solvers import SOLVERS, HessianOperator
+from .solvers._active_set import ActiveSetInverse
 
 
 class NotAtOptimumWarning(UserWarning):
@@ -90,7 +91,15 @@ class InfluenceExplainer(BaseEstimator):
     damping : float, default=0.0
         Added to the Hessian's diagonal.
     temperature : float, default=0.001
-        Smoothing of hinge-type losses (smoothed SVMs).
+        Smoothing of hinge-type losses (SVMs): the test loss is the smoothed
+        hinge ``t log(1 + exp((1 - m) / t))`` of the decision function.
+    hinge : {"active_set", "smoothed"}, default="active_set"
+        How hinge-type training objectives are differentiated.
+        ``"active_set"``: the exact ``t -> 0`` limit, a KKT system over the
+        margin support vectors (single-output models without per-row penalty
+        shares; others fall back to ``"smoothed"``). ``"smoothed"``: the
+        smoothed hinge's Hessian at the fitted hinge optimum (Koh & Liang
+        section 4.3).
     solver_options : dict, default=None
         Passed to the solver: ``tol``, ``max_iter`` (CG); ``depth``,
         ``repeats``, ``batch_size``, ``scale``, ``tol``, ``random_state``
@@ -134,6 +143,7 @@ class InfluenceExplainer(BaseEstimator):
         "approximation": [StrOptions({"influence", "newton"})],
         "damping": [Interval(Real, 0, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
+        "hinge": [StrOptions({"active_set", "smoothed"})],
         "solver_options": [dict, None],
         "device": [StrOptions({"auto", "cpu", "gpu"})],
         "max_block_bytes": [Interval(Integral, 1, None, closed="left")],
@@ -148,6 +158,7 @@ class InfluenceExplainer(BaseEstimator):
         approximation="influence",
         damping=0.0,
         temperature=1e-3,
+        hinge="active_set",
         solver_options=None,
         device="auto",
         max_block_bytes=256 * 2**20,
@@ -158,6 +169,7 @@ class InfluenceExplainer(BaseEstimator):
         self.approximation = approximation
         self.damping = damping
         self.temperature = temperature
+        self.hinge = hinge
         self.solver_options = solver_options
         self.device = device
         self.max_block_bytes = max_block_bytes
@@ -201,6 +213,7 @@ class InfluenceExplainer(BaseEstimator):
         self._X_features = Xf
         self._y = y
         self._sample_weight = sample_weight
+        spec.prepare(Xf)
         theta = asarray(spec.theta(), xp)
         self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
         self.state_ = self.objective_.at(theta)
@@ -208,6 +221,12 @@ class InfluenceExplainer(BaseEstimator):
         self._warn_if_not_optimal(final)
         self.solver_ = self._make_solver()
         self._row_gradients = self.state_.row_gradients()
+        if isinstance(self.solver_, ActiveSetInverse):
+            from .objectives import RowGradients
+
+            base = self._row_gradients
+            U = self.solver_.bound_gradient[:, None]
+            self._row_gradients = RowGradients(base.design, U, None, base.r)
         if self.approximation == "newton":
             self._row_gradients = self._newton_row_gradients()
         return self
@@ -265,7 +284,9 @@ class InfluenceExplainer(BaseEstimator):
 
     def _warn_if_not_optimal(self, final):
         tol = 1e-3
-        if self.stationarity_ > tol:
+        # hinge-type models are explained through a smoothed loss that is not
+        # stationary at the hinge optimum by construction
+        if self.spec_.smooth and self.stationarity_ > tol:
             warnings.warn(
                 f"{type(final).__name__} is not at the optimum of its training "
                 f"objective: the gradient norm is {self.stationarity_:.2g} of the total "
@@ -282,8 +303,25 @@ class InfluenceExplainer(BaseEstimator):
             return self.solver
         return "exact" if self.state_.n_params <= EXACT_MAX_PARAMS else "cg"
 
+    def _uses_active_set(self):
+        spec, state = self.spec_, self.state_
+        return (
+            self.hinge == "active_set"
+            and not spec.smooth
+            and state.design.n_outputs == 1
+            and state.objective.shares is None
+            and hasattr(state.objective.loss, "kink_distance")
+        )
+
     def _make_solver(self):
         operator = HessianOperator(self.state_, self.damping)
+        if self._uses_active_set():
+            if self.approximation == "newton":
+                raise ValueError(
+                    "approximation='newton' does not apply to hinge='active_set' (its "
+                    "margin rows are removed exactly); use approximation='influence'."
+                )
+            return ActiveSetInverse(operator)
         name = self._solver_name()
         options = dict(self.solver_options or {})
         if name in ("cg", "lissa"):
@@ -317,14 +355,36 @@ class InfluenceExplainer(BaseEstimator):
         design = self.spec_.make_design(self._to_xp(Xf), self.xp_)
         return design, func, asarray(Y, self.xp_)
 
-    def _test_factors(self, design, func, Y, rows):
-        """``H^{-1} grad L(z_j)`` for test rows ``rows``: (n_params, len(rows))."""
+    def _test_gradients(self, design, func, Y, rows):
+        """Test-function gradients ``[grad L(z_j)]`` for rows ``rows``: (n_params, b)."""
         xp = self.xp_
         idx = np.arange(rows.start, rows.stop)
         sub = design.take(idx)
         Yb = xp.take(Y, xp.asarray(idx), axis=0)
-        T = func.gradient(Yb, sub.predict(self.state_.theta))
-        return self.solver_.solve(sub.expand(T))
+        return sub.expand(func.gradient(Yb, sub.predict(self.state_.theta)))
+
+    def _factors(self, G):
+        """``H^{-1} G`` (and, for the active-set hinge, the margin rows' part)."""
+        F = self.solver_.solve(G)
+        if isinstance(self.solver_, ActiveSetInverse):
+            return F, self.solver_.margin_solve(G)
+        return F, None
+
+    def _row_block(self, factors, idx):
+        """Influence of training rows ``idx`` on the rows behind ``factors``: (m, len(idx))."""
+        xp = self.xp_
+        F, margin = factors
+        block = -self._row_gradients.take(idx).dot(F).T
+        if margin is not None:
+            rows = self.solver_.margin_rows
+            hit = np.flatnonzero((rows >= idx[0]) & (rows <= idx[-1]))
+            if hit.size:
+                select = np.zeros((len(idx), hit.size))
+                select[rows[hit] - idx[0], np.arange(hit.size)] = 1.0
+                scale = xp.take(self.solver_._margin_scale, xp.asarray(hit), axis=0)
+                part = xp.take(margin, xp.asarray(hit), axis=0) * scale[:, None]
+                block = block - (asarray(select, xp) @ part).T
+        return block
 
     def _blocks(self, X_test, y_test, target):
         """Yield ``(test_rows, train_rows, block)`` of the influence matrix with
@@ -334,11 +394,11 @@ class InfluenceExplainer(BaseEstimator):
         P = self.state_.n_params
         test_block = max(1, min(n_test, self._rows_budget(max(P, n_train))))
         for test_rows in block_slices(n_test, test_block):
-            F = self._test_factors(design, func, Y, test_rows)
-            train_block = max(1, self._rows_budget(F.shape[1] * max(1, design.n_outputs)))
-            for train_rows in block_slices(n_train, train_block):
-                grads = self._row_gradients.take(np.arange(train_rows.start, train_rows.stop))
-                yield test_rows, train_rows, -grads.dot(F).T
+            factors = self._factors(self._test_gradients(design, func, Y, test_rows))
+            width = factors[0].shape[1] * max(1, design.n_outputs)
+            for train_rows in block_slices(n_train, max(1, self._rows_budget(width))):
+                idx = np.arange(train_rows.start, train_rows.stop)
+                yield test_rows, train_rows, self._row_block(factors, idx)
 
     def _output(self, A):
         """NumPy for NumPy input (also after GPU work); the input's namespace otherwise."""
@@ -446,6 +506,9 @@ class InfluenceExplainer(BaseEstimator):
             design = state.design.take(idx)
             T = xp.take(T_all, xp.asarray(idx), axis=0)
             Gt = design.expand(T)  # test-loss gradients (P, b)
+            if isinstance(self.solver_, ActiveSetInverse):
+                out.append(-xp.linalg.diagonal(self._row_block(self._factors(Gt), idx)))
+                continue
             Gg = self._row_gradients.take(idx).dense().T  # removable-term gradients
             Wt = self.solver_.half_solve(Gt)
             if Wt is not None:
@@ -490,9 +553,20 @@ class InfluenceExplainer(BaseEstimator):
             ``-influence_params[i]``.
         """
         check_is_fitted(self, "solver_")
+        xp = self.xp_
         rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
         G = self._row_gradients.take(rows).dense().T
-        return self._output(-self.solver_.solve(G).T)
+        shift = self.solver_.solve(G)  # parameter change on removal, (P, n_rows)
+        if isinstance(self.solver_, ActiveSetInverse):
+            margin = self.solver_.margin_rows
+            pos = {int(r): k for k, r in enumerate(margin)}
+            hit = [(c, pos[int(r)]) for c, r in enumerate(rows) if int(r) in pos]
+            if hit:
+                cols, ks = (np.asarray(v) for v in zip(*hit, strict=True))
+                select = np.zeros((len(margin), len(rows)))
+                select[ks, cols] = 1.0
+                shift = shift + self.solver_.margin_shifts() @ asarray(select, xp)
+        return self._output(-shift.T)
 
     def influence_features(self, X_test, y_test=None, rows=None, *, target: str = "loss"):
         r"""Perturbation influence ``I_pert`` (Koh & Liang, Eq. 5).
@@ -515,7 +589,9 @@ class InfluenceExplainer(BaseEstimator):
         outputs = spec.feature_outputs or list(range(state.design.n_outputs))
         rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
         design, func, Y = self._prepare_test(X_test, y_test, target)
-        F = self._test_factors(design, func, Y, slice(0, design.n_samples))  # (P, m)
+        if isinstance(self.solver_, ActiveSetInverse):
+            raise ValueError("influence_features needs a smooth objective; pass hinge='smoothed'")
+        F = self.solver_.solve(self._test_gradients(design, func, Y, slice(0, design.n_samples)))
         sub = state.design.take(rows)
         idx = xp.asarray(rows)
         U = xp.take(state.U, idx, axis=0)

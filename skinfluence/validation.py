@@ -17,8 +17,6 @@ from scipy import stats
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import get_namespace
-
 
 @dataclass
 class Agreement:
@@ -64,16 +62,16 @@ class LeaveOneOutResult:
     agreement: Agreement
 
 
-def _refit_value(final, X, y, sample_weight, drop, spec, design, func, Y):
+def _refit_value(final, X, y, sample_weight, drop, spec, X_test, func, Y):
     """Refit ``final`` without row ``drop`` (None: all rows) and evaluate."""
     est = clone(final)
     mask = np.ones(X.shape[0], dtype=bool)
     if drop is not None:
         mask[drop] = False
     kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[mask]}
-    est.fit(X[mask], y[mask], **kwargs)
-    theta = spec.theta(est)
-    return np.asarray(func.value(Y, design.predict(theta)))
+    X_fit = X[mask][:, mask] if getattr(spec, "pairwise", False) else X[mask]
+    est.fit(X_fit, y[mask], **kwargs)
+    return np.asarray(func.value(Y, spec.raw_prediction(est, X_test, keep=mask)))
 
 
 def most_influential_rows(explainer, X_test, y_test=None, k=20, *, target="loss"):
@@ -128,15 +126,13 @@ def leave_one_out(
         final.set_params(**refit_params)
     spec = explainer.spec_
     X = explainer._X_features
-    xp = get_namespace(np.empty(0))
     Xt = explainer._features(X_test, explainer.feature_map_, final)
-    design = spec.make_design(Xt, xp)
     if y_test is not None:
         y_test = explainer._check_targets(y_test, Xt.shape[0], spec, name="y_test")
     func, Y = explainer._test_function(target, y_test, Xt.shape[0])
     args = (X, explainer._y, explainer._sample_weight)
     values = Parallel(n_jobs=n_jobs)(
-        delayed(_refit_value)(final, *args, drop, spec, design, func, Y)
+        delayed(_refit_value)(final, *args, drop, spec, Xt, func, Y)
         for drop in [None, *rows.tolist()]
     )
     base = values[0]

@@ -114,10 +114,23 @@ class ModelSpec:
         self.estimator = estimator
         self.temperature = temperature
         self.classes_ = getattr(estimator, "classes_", None) if self.is_classifier else None
-        coef = np.asarray(estimator.coef_, dtype=float)
-        self.n_features = coef.shape[-1]
-        self.n_outputs = 1 if coef.ndim == 1 else coef.shape[0]
         self.fit_intercept = bool(getattr(estimator, "fit_intercept", True))
+        coef = getattr(estimator, "coef_", None)  # kernel models have none
+        if coef is not None:
+            coef = np.asarray(coef, dtype=float)
+            self.n_features = coef.shape[-1]
+            self.n_outputs = 1 if coef.ndim == 1 else coef.shape[0]
+
+    def prepare(self, X_train) -> None:
+        """Hook for specs whose features depend on the training rows (kernels)."""
+
+    def raw_prediction(self, estimator, X, keep=None):
+        """Raw outputs ``z`` of a (re)fitted ``estimator`` on features ``X``
+        (NumPy), as the objective sees them; ``keep`` is the mask of training
+        rows it was fitted on (used by precomputed kernels)."""
+        xp = get_namespace(np.empty(0))
+        design = self.make_design(X, xp)
+        return np.asarray(design.predict(asarray(self.theta(estimator), xp)))
 
     # --- targets -------------------------------------------------------
     def encode(self, y) -> np.ndarray:

@@ -272,6 +272,18 @@ class SmoothedHinge(PointwiseLoss):
         p = _sigmoid((1.0 - m) / t, xp)
         return _diag_hessian(p * (1.0 - p) / t, xp)
 
+    def kink_distance(self, y, z):
+        """Distance of each row's margin ``m`` from the hinge's kink at 1."""
+        xp = get_namespace(z)
+        return xp.abs((2.0 * y - 1.0) * z - 1.0)
+
+    def subgradient(self, y, z):
+        """The unsmoothed hinge's gradient off the kink: ``-(2y - 1)`` inside
+        the margin, 0 outside (the ``t -> 0`` limit of :meth:`gradient`)."""
+        xp = get_namespace(z)
+        s = 2.0 * y - 1.0
+        return xp.where(s * z < 1.0, -s, 0.0)
+
 
 class Huber(PointwiseLoss):
     r"""``SGDRegressor(loss="huber")``: with ``r = y - z``,
@@ -327,6 +339,17 @@ class SmoothedEpsilonInsensitive(PointwiseLoss):
         a = _sigmoid((r - e) / t, xp)
         b = _sigmoid((-r - e) / t, xp)
         return _diag_hessian((a * (1.0 - a) + b * (1.0 - b)) / t, xp)
+
+    def kink_distance(self, y, z):
+        """Distance of each residual from the tube's edge ``|r| = epsilon``."""
+        xp = get_namespace(z)
+        return xp.abs(xp.abs(y - z) - self.epsilon)
+
+    def subgradient(self, y, z):
+        """``-sign(r)`` outside the tube, 0 inside (the ``t -> 0`` gradient)."""
+        xp = get_namespace(z)
+        r = y - z
+        return xp.where(xp.abs(r) > self.epsilon, -xp.sign(r), 0.0)
 
 
 class HuberWithScale(PointwiseLoss):
@@ -424,3 +447,24 @@ class Prediction(PointwiseLoss):
         qk = xp.sum(y * s, axis=1, keepdims=True) / S
         ds = s * (1.0 - s)
         return y * ds / S - qk * ds / S
+
+
+class SquaredEpsilonInsensitive(PointwiseLoss):
+    r"""``LinearSVR(loss="squared_epsilon_insensitive")``:
+    ``l = max(0, |y - z| - epsilon)^2``."""
+
+    def __init__(self, epsilon: float):
+        self.epsilon = epsilon
+
+    def value(self, y, z):
+        xp = get_namespace(z)
+        return xp.sum(xp.maximum(xp.abs(y - z) - self.epsilon, 0.0) ** 2, axis=1)
+
+    def gradient(self, y, z):
+        xp = get_namespace(z)
+        r = y - z
+        return -2.0 * xp.sign(r) * xp.maximum(xp.abs(r) - self.epsilon, 0.0)
+
+    def hessian(self, y, z):
+        xp = get_namespace(z)
+        return _diag_hessian(xp.where(xp.abs(y - z) > self.epsilon, 2.0, 0.0), xp)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from ._estimators import LINEAR_SPECS
+from ._kernel import KERNEL_SPECS
+from ._svm import LINEAR_SVM_SPECS
 
 _REGISTRY: dict = {}
 
 
 def register(estimator_cls, spec_cls):
-    """Declare that ``estimator_cls`` (and its subclasses) is described by ``spec_cls``."""
+    """Declare that ``estimator_cls`` (and its subclasses) is described by
+    ``spec_cls``, a :class:`ModelSpec` subclass or a factory returning one."""
     _REGISTRY[estimator_cls] = spec_cls
 
 
-for _cls, _spec in LINEAR_SPECS.items():
+for _cls, _spec in {**LINEAR_SPECS, **LINEAR_SVM_SPECS, **KERNEL_SPECS}.items():
     register(_cls, _spec)
 
 

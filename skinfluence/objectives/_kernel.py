@@ -1,0 +1,279 @@
+r"""Kernel models as linear models on exact kernel features.
+
+By the representer theorem a kernel model's decision function is
+``f(x) = sum_j beta_j k(x_j, x) + b`` over its training rows, with penalty
+``beta^T K beta / 2`` (the RKHS norm). Writing ``K = Phi Phi^T`` with a
+finite feature map ``phi`` on the training rows turns it into a linear model
+``f(x) = w . phi(x) + b`` with ``w = Phi^T beta`` and penalty ``||w||^2 / 2``,
+so the linear machinery (objective, exact / CG / LiSSA solvers) applies
+unchanged and its Hessian is well conditioned, whereas the Hessian in
+``beta`` inherits the kernel matrix's tiny eigenvalues.
+
+:class:`KernelFeatureMap` builds ``phi``: an eigen-decomposition of ``K``
+for up to ``exact_max`` training rows (``phi(x) = Lambda^{-1/2} V^T
+k(X, x)``, dropping numerically null directions), and beyond that a pivoted
+Cholesky factorisation stopped at a relative tolerance, which evaluates only
+``r`` kernel columns and stores ``n x r`` numbers, never the ``n x n`` matrix.
+
+=============  ===========================================================
+estimator      objective minimised by scikit-learn, in ``w``
+=============  ===========================================================
+KernelRidge    ``sum_i s_i (y_i - f_i)^2 + alpha ||w||^2``
+SVC (binary)   ``C sum_i s_i c_{y_i} hinge(y_i f_i) + ||w||^2 / 2``
+SVR            ``C sum_i s_i max(0, |y_i - f_i| - epsilon) + ||w||^2 / 2``
+=============  ===========================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.metrics.pairwise import pairwise_kernels
+from sklearn.svm import SVC, SVR
+
+from .._backend import asarray, block_slices
+from ._design import BlockDesign, with_intercept
+from ._estimators import ModelSpec
+from ._losses import Prediction, SmoothedEpsilonInsensitive, SmoothedHinge, SquaredError
+from ._svm import LinearKernelSVCSpec, check_binary_svc
+
+
+class KernelFeatureMap:
+    """Features ``phi`` with ``phi(x_i) . phi(x_j) = k(x_i, x_j)`` on training rows.
+
+    Parameters
+    ----------
+    kernel : callable ``(A, idx) -> K(A, X_train[idx])``
+        ``idx=None`` means all training rows.
+    n_train : int
+    tol : float
+        Relative size (to the largest) below which eigenvalues, or the
+        pivoted Cholesky's residual diagonal, count as zero.
+    exact_max : int
+        Training rows up to which ``K`` is formed and eigen-decomposed.
+    max_rank : int or None
+        Cap on the number of features of the pivoted Cholesky path.
+    block_rows : int
+        Rows of kernel values evaluated at once.
+    """
+
+    def __init__(self, kernel, n_train, tol=1e-10, exact_max=3000, max_rank=None, block_rows=2048):
+        self.kernel = kernel
+        self.n_train = n_train
+        self.tol = tol
+        self.exact_max = exact_max
+        self.max_rank = max_rank
+        self.block_rows = block_rows
+
+    def fit(self, diag_train):
+        n = self.n_train
+        if n <= self.exact_max:
+            K = self.kernel(None, None)
+            lam, V = scipy.linalg.eigh(K)
+            keep = lam > self.tol * max(lam.max(), 0.0)
+            self.method_ = "eigh"
+            self.projection_ = V[:, keep] / np.sqrt(lam[keep])
+            self.pivots_ = None
+        else:
+            self._pivoted_cholesky(np.asarray(diag_train, dtype=float))
+        self.n_features_ = self.projection_.shape[1] if self.pivots_ is None else len(self.pivots_)
+        return self
+
+    def _pivoted_cholesky(self, d):
+        n = self.n_train
+        rmax = min(n, self.max_rank or n)
+        L = np.zeros((n, rmax))
+        pivots = []
+        stop = self.tol * d.max()
+        d = d.copy()
+        for k in range(rmax):
+            j = int(np.argmax(d))
+            if d[j] <= stop:
+                break
+            col = self.kernel(None, [j])[:, 0] - L[:, :k] @ L[j, :k]
+            L[:, k] = col / np.sqrt(d[j])
+            d -= L[:, k] ** 2
+            pivots.append(j)
+        r = len(pivots)
+        self.method_ = "pivoted_cholesky"
+        self.pivots_ = np.asarray(pivots)
+        self.L_pivots_ = L[self.pivots_, :r]  # lower triangular in pivot order
+        self.residual_ = float(d.max()) if r < n else 0.0
+
+    def transform(self, A):
+        """``phi(A)``; ``A=None`` means the training rows."""
+        n = self.n_train if A is None else A.shape[0]
+        out = []
+        for rows in block_slices(n, self.block_rows):
+            Ab = None if A is None else A[rows]
+            if self.pivots_ is None:
+                Kb = self.kernel(Ab, None)
+                if A is None:
+                    Kb = Kb[rows]
+                out.append(Kb @ self.projection_)
+            else:
+                Kb = self.kernel(Ab, self.pivots_)
+                if A is None:
+                    Kb = Kb[rows]
+                out.append(scipy.linalg.solve_triangular(self.L_pivots_, Kb.T, lower=True).T)
+        return np.concatenate(out, axis=0)
+
+
+class KernelModelSpec(ModelSpec):
+    """A kernel model as a linear model on :class:`KernelFeatureMap` features.
+
+    Subclasses set the loss and penalty, and ``dual_coefficients`` (``beta``
+    over all training rows, shape (n_train, n_outputs)).
+    """
+
+    kernel_tol = 1e-10
+
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        self.pairwise = est.kernel == "precomputed"
+
+    # -- kernel evaluation ------------------------------------------------
+    def _kernel_params(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def kernel_values(self, A, B):
+        if callable(self.estimator.kernel):
+            return self.estimator.kernel(A, B)
+        return pairwise_kernels(
+            A, B, metric=self.estimator.kernel, filter_params=True, **self._kernel_params()
+        )
+
+    def prepare(self, X_train):
+        """Fit the feature map on the training rows (``K`` itself when precomputed)."""
+        X_train = np.asarray(X_train.toarray() if hasattr(X_train, "toarray") else X_train)
+        n = X_train.shape[0]
+        if self.pairwise:
+            if X_train.shape[1] != n:
+                raise ValueError(
+                    "a precomputed-kernel model needs the square training kernel "
+                    f"matrix K(X_train, X_train); got shape {X_train.shape}."
+                )
+
+            def kernel(A, idx):
+                A = X_train if A is None else A
+                return A if idx is None else A[:, idx]
+
+            diag = np.diag(X_train)
+        else:
+
+            def kernel(A, idx):
+                A = X_train if A is None else A
+                B = X_train if idx is None else X_train[idx]
+                return self.kernel_values(A, B)
+
+            diag = np.concatenate(
+                [
+                    np.diag(self.kernel_values(X_train[s], X_train[s]))
+                    for s in block_slices(n, 1024)
+                ]
+            )
+        self.feature_map = KernelFeatureMap(kernel, n, tol=self.kernel_tol).fit(diag)
+        self.n_features = self.feature_map.n_features_
+        self._train_features = self.feature_map.transform(None)
+
+    def make_design(self, X, xp):
+        Phi = self.feature_map.transform(np.asarray(X))
+        Phi = asarray(Phi, xp)
+        Xt = with_intercept(Phi, xp) if self.fit_intercept else Phi
+        return BlockDesign([Xt] * self.n_outputs, xp)
+
+    def theta(self, estimator=None):
+        if estimator is not None and estimator is not self.estimator:
+            raise ValueError("kernel models' parameters live on the explained training rows")
+        beta = self.dual_coefficients()  # (n_train, K)
+        W = self._train_features.T @ beta  # (r, K)
+        if not self.fit_intercept:
+            return W.T.ravel()
+        b = np.broadcast_to(np.asarray(self.estimator.intercept_, float), (self.n_outputs,))
+        return np.concatenate([W.T, b[:, None]], axis=1).ravel()
+
+    def raw_prediction(self, estimator, X, keep=None):
+        """Raw outputs of a (re)fitted kernel model on ``X``; ``keep`` masks the
+        training columns of a precomputed kernel refitted on those rows."""
+        if self.pairwise and keep is not None:
+            X = X[:, keep]
+        out = (
+            estimator.decision_function(X)
+            if hasattr(estimator, "decision_function")
+            else estimator.predict(X)
+        )
+        return np.asarray(out, dtype=float).reshape(X.shape[0], -1)
+
+
+class KernelRidgeSpec(KernelModelSpec):
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        dual = np.asarray(est.dual_coef_, dtype=float)
+        self.n_outputs = 1 if dual.ndim == 1 else dual.shape[1]
+        self.fit_intercept = False
+        self.coef_penalty = 2.0 * np.asarray(est.alpha, dtype=float)
+        self.train_loss = self.test_loss = SquaredError(1.0)
+        self.prediction = Prediction("raw")
+
+    def _kernel_params(self):
+        est = self.estimator
+        if est.kernel_params:
+            return dict(est.kernel_params)
+        return {"gamma": est.gamma, "degree": est.degree, "coef0": est.coef0}
+
+    def dual_coefficients(self):
+        dual = np.asarray(self.estimator.dual_coef_, dtype=float)
+        return dual.reshape(dual.shape[0], -1)
+
+
+class _LibsvmKernelSpec(KernelModelSpec):
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        self.n_outputs = 1
+        self.fit_intercept = True
+        self.row_scale = float(est.C)
+        self.coef_penalty = 1.0
+        self.prediction = Prediction("raw")
+        self.smooth = False
+
+    def _kernel_params(self):
+        est = self.estimator
+        return {"gamma": est._gamma, "degree": est.degree, "coef0": est.coef0}
+
+    def dual_coefficients(self):
+        est = self.estimator
+        beta = np.zeros((self._train_features.shape[0], 1))
+        beta[est.support_, 0] = np.asarray(est.dual_coef_, dtype=float)[0]
+        return beta
+
+
+class KernelSVCSpec(_LibsvmKernelSpec):
+    is_classifier = True
+
+    def __init__(self, est, *, temperature=None):
+        check_binary_svc(est)
+        super().__init__(est, temperature=temperature)
+        self.classes_ = est.classes_
+        self.train_loss = self.test_loss = SmoothedHinge(self.temperature)
+
+    def row_weights(self, y, sample_weight):
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+        return self.row_scale * w * np.asarray(self.estimator.class_weight_)[self.class_index(y)]
+
+
+class KernelSVRSpec(_LibsvmKernelSpec):
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        self.train_loss = SmoothedEpsilonInsensitive(float(est.epsilon), self.temperature)
+        self.test_loss = SquaredError(1.0)
+
+
+def svc_spec(est, *, temperature=None):
+    """``SVC``: primal weights for the linear kernel, kernel features otherwise."""
+    if est.kernel == "linear":
+        return LinearKernelSVCSpec(est, temperature=temperature)
+    return KernelSVCSpec(est, temperature=temperature)
+
+
+KERNEL_SPECS = {KernelRidge: KernelRidgeSpec, SVC: svc_spec, SVR: KernelSVRSpec}

@@ -95,6 +95,20 @@ class BlockDesign:
             [sparse_t_matmul(B, G[:, k], xp) for k, B in enumerate(self.blocks)], axis=0
         )
 
+    def backward_many(self, G):
+        """``sum_i A_i^T G_i`` for ``G`` of shape (n, K, m): (n_params, m)."""
+        xp = self.xp
+        n, K, m = G.shape
+        if self.shared and K > 1:
+            # one wide product X^T [G_0 | ... | G_K-1] instead of K narrow ones
+            wide = sparse_t_matmul(self.blocks[0], xp.reshape(G, (n, K * m)), xp)
+            p = wide.shape[0]
+            wide = xp.reshape(wide, (p, K, m))
+            return xp.reshape(xp.permute_dims(wide, (1, 0, 2)), (K * p, m))
+        return xp.concat(
+            [sparse_t_matmul(B, G[:, k, :], xp) for k, B in enumerate(self.blocks)], axis=0
+        )
+
     def expand(self, T):
         """Per-row gradient columns ``[A_i^T t_i]_i``: shape (n_params, n).
 

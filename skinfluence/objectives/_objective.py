@@ -219,24 +219,14 @@ class ObjectiveState:
             design = self.design.take(rows)
             D = xp.take(self.D, xp.asarray(np.asarray(rows, dtype=np.int64)), axis=0)
         AV = design.forward(V)  # (n, K, m)
-        # D_i (A_i V), accumulated over l to keep memory at n*K*m
-        DAV = D[:, :, 0, None] * AV[:, 0:1, :]
-        for m in range(1, design.n_outputs):
-            DAV = DAV + D[:, :, m, None] * AV[:, m : m + 1, :]
-        out = self._backward_many(design, DAV)
+        if design.n_outputs == 1:
+            DAV = D[:, :, 0, None] * AV
+        else:
+            DAV = xp.matmul(D, AV)  # batched (K, K) @ (K, m) per row
+        out = design.backward_many(DAV)
         if scale != 1.0:
             out = scale * out
         return out + obj.total_strength * obj.regularizer.matvec(V)
-
-    @staticmethod
-    def _backward_many(design, G):
-        """``sum_i A_i^T G_i`` for G of shape (n, K, m): (n_params, m)."""
-        from .._backend import sparse_t_matmul
-
-        xp = design.xp
-        return xp.concat(
-            [sparse_t_matmul(B, G[:, k, :], xp) for k, B in enumerate(design.blocks)], axis=0
-        )
 
     def hessian_diagonal(self):
         obj = self.objective

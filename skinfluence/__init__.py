@@ -5,14 +5,17 @@ them? See :class:`InfluenceExplainer`.
 """
 
 from ._explainer import InfluenceExplainer, NotAtOptimumWarning
+from .cleaning import CleanLabelsClassifier, InfluenceLabelCleaner
 from .objectives._registry import supported_estimators
 from .solvers import ConvergenceError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CleanLabelsClassifier",
     "ConvergenceError",
     "InfluenceExplainer",
+    "InfluenceLabelCleaner",
     "NotAtOptimumWarning",
     "supported_estimators",
     "__version__",

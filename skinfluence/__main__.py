@@ -1,0 +1,8 @@
+"""``python -m skinfluence``: the command line (see :mod:`skinfluence.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""Find likely mislabeled training rows with influence functions, and drop or
+relabel them (an imbalanced-learn style sampler)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn_compat.utils.validation import validate_data
+
+from ._scoring import METHODS, RowScorer
+
+#: the scoring method that found the most flipped labels in
+#: benchmarks/bench_cleaning.py (see doc/cleaning.md)
+DEFAULT_METHOD = "loo_loss"
+
+
+def default_estimator():
+    """``StandardScaler`` + ``LogisticRegression(tol=1e-8)``: fitted to the
+    optimum, as influence functions assume."""
+    return make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=10_000))
+
+
+def _validate_flag_rule(fraction, n_flag, threshold):
+    given = [
+        name
+        for name, value in (("fraction", fraction), ("n_flag", n_flag), ("threshold", threshold))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ValueError(
+            f"Set at most one of fraction, n_flag and threshold (got {', '.join(given)}); "
+            "with none set the number of flagged rows is chosen automatically."
+        )
+    return given[0] if given else "auto"
+
+
+def flag_rows(scores, *, rule, value=None, n_auto=None):
+    """Boolean mask of flagged rows.
+
+    Rows are ranked by decreasing score (ties keep row order). ``rule`` is
+    ``"fraction"`` (the top ``ceil(value * n)`` rows), ``"n_flag"`` (the top
+    ``value`` rows), ``"threshold"`` (rows with ``score >= value``) or
+    ``"auto"`` (the top ``n_auto`` rows).
+    """
+    n = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    if rule == "threshold":
+        return np.asarray(scores >= value)
+    if rule == "fraction":
+        k = int(np.ceil(value * n - 1e-9))
+    elif rule == "n_flag":
+        k = int(value)
+    else:
+        k = int(n_auto)
+    mask = np.zeros(n, dtype=bool)
+    mask[order[: min(k, n)]] = True
+    return mask
+
+
+def protect_classes(flagged, y, suggested, scores, action):
+    """Unflag the least suspicious rows of any class that cleaning would empty.
+
+    With ``action="drop"`` a class loses its flagged rows; with
+    ``"relabel"`` it loses those relabelled to another class. Either way a
+    class never disappears from the cleaned labels: its lowest-scoring row
+    stays as it is.
+    """
+    flagged = flagged.copy()
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        leaving = flagged[rows] if action == "drop" else flagged[rows] & (suggested[rows] != c)
+        if leaving.all():
+            keep = rows[np.argmin(scores[rows])]
+            flagged[keep] = False
+    return flagged
+
+
+class InfluenceLabelCleaner(BaseEstimator):
+    r"""Flag training rows whose labels look wrong, and drop or relabel them.
+
+    ``fit`` fits a clone of ``estimator`` and scores every training row with
+    influence functions (Koh & Liang, ICML 2017); **higher scores mean more
+    likely mislabeled**. ``fit_resample`` returns the cleaned data, so the
+    cleaner works as a step of :class:`imblearn.pipeline.Pipeline` (it only
+    cleans the data the pipeline is fitted on, never the data it predicts).
+
+    Scoring methods, with ``l_i`` the loss of row ``i``'s given label at the
+    fitted parameters, ``F_i`` its term in the training objective and ``H``
+    the objective's Hessian:
+
+    ``"loo_loss"`` (default)
+        The approximate leave-one-out loss, the loss the row would have under
+        a model refitted without it:
+
+        .. math:: s_i = l_i + \nabla_\theta l_i^T H^{-1} \nabla_\theta F_i
+
+    ``"loo_newton"``
+        The same with ``H`` replaced by the leave-one-out Hessian
+        ``H - \nabla^2 F_i`` (one Newton step).
+    ``"training_loss"``
+        ``s_i = l_i``, the baseline.
+    ``"self_influence"``
+        ``s_i = \nabla_\theta l_i^T H^{-1} \nabla_\theta F_i``, Koh & Liang's
+        score for label review (section 5.4).
+    ``"validation_influence"``
+        ``s_i = \frac1m \sum_{j=1}^m \mathcal{I}[j, i]``, the mean predicted
+        drop of the loss on ``m`` trusted validation rows (``fit(...,
+        X_val=, y_val=)``) when row ``i`` is removed.
+
+    The default is the method that found the most flipped labels in the
+    benchmark ``benchmarks/bench_cleaning.py``; see the user guide
+    (``doc/cleaning.md``) for the measurements.
+
+    How many rows are flagged: at most one of ``fraction``, ``n_flag`` and
+    ``threshold`` may be set. With none, the number is chosen automatically:
+    **as many rows as the approximate leave-one-out model misclassifies** (the
+    rows whose given label differs from the label the model refitted without
+    them would predict, estimated with one influence step), taking the
+    highest-scoring ones. This count estimates the label errors plus the
+    model's own leave-one-out errors, so it errs on the side of flagging more.
+
+    Cleaning never removes a class: if every row of a class would be dropped
+    (or relabelled away), its least suspicious row is kept as it is.
+
+    Parameters
+    ----------
+    estimator : classifier or Pipeline, default=None
+        A classifier supported by :class:`~skinfluence.InfluenceExplainer`
+        (``LogisticRegression``, ``SGDClassifier``, ``RidgeClassifier``, ...),
+        or a ``Pipeline`` ending in one. It is cloned and fitted; fit it to
+        convergence (a tight ``tol``) for accurate influence. ``None`` uses
+        ``make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8))``.
+    method : {"loo_loss", "loo_newton", "training_loss", "self_influence", \
+            "validation_influence"}, default="loo_loss"
+        How rows are scored, see above.
+    fraction : float in [0, 1], default=None
+        Flag the ``ceil(fraction * n_samples)`` highest-scoring rows.
+    n_flag : int, default=None
+        Flag the ``n_flag`` highest-scoring rows.
+    threshold : float, default=None
+        Flag rows whose score is at least ``threshold``.
+    action : {"drop", "relabel"}, default="drop"
+        What ``fit_resample`` does with flagged rows: remove them, or replace
+        their label by ``suggested_label`` (the label predicted by the model
+        the method refers to; a no-op where it equals the given label).
+    explainer_params : dict, default=None
+        Extra parameters of :class:`~skinfluence.InfluenceExplainer`
+        (``solver``, ``damping``, ``solver_options``, ``device``).
+    verbose : int, default=0
+        Print progress to stderr.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The clone of ``estimator`` fitted on all rows (noisy labels).
+    scores_ : ndarray of shape (n_samples,)
+        Score of each training row, in input order; higher = more suspicious.
+    suggested_labels_ : ndarray of shape (n_samples,)
+    flagged_ : ndarray of bool of shape (n_samples,)
+    n_flagged_ : int
+    threshold_ : float
+        The lowest score among flagged rows (``inf`` if none), or the given
+        ``threshold``.
+    n_auto_ : int
+        Rows misclassified by the approximate leave-one-out model (the
+        automatic count, computed whatever the rule).
+    label_issues_ : pandas.DataFrame
+        One row per training row, indexed like the input (a DataFrame's or
+        Series' own index is kept), with columns ``score``, ``rank`` (1 = most
+        suspicious), ``given_label``, ``suggested_label`` and ``flagged``.
+    sample_indices_ : ndarray of int
+        Positions of the rows ``fit_resample`` returns (imbalanced-learn
+        convention).
+    classes_ : ndarray
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from skinfluence.cleaning import InfluenceLabelCleaner
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> rng = np.random.default_rng(0)
+    >>> flipped = rng.choice(len(y), 30, replace=False)
+    >>> y_noisy = y.copy()
+    >>> y_noisy[flipped] = 1 - y_noisy[flipped]
+    >>> cleaner = InfluenceLabelCleaner(fraction=0.1).fit(X, y_noisy)
+    >>> found = np.intersect1d(np.flatnonzero(cleaner.flagged_), flipped).size
+    >>> found >= 25
+    True
+    >>> X_clean, y_clean = cleaner.fit_resample(X, y_noisy)
+    >>> X_clean.shape
+    (512, 30)
+    """
+
+    _estimator_type = "sampler"  # recognised by imbalanced-learn's pipeline
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit"]), None],
+        "method": [StrOptions(set(METHODS))],
+        "fraction": [Interval(Real, 0, 1, closed="both"), None],
+        "n_flag": [Interval(Integral, 0, None, closed="left"), None],
+        "threshold": [Real, None],
+        "action": [StrOptions({"drop", "relabel"})],
+        "explainer_params": [dict, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        method: str = DEFAULT_METHOD,
+        fraction: float | None = None,
+        n_flag: int | None = None,
+        threshold: float | None = None,
+        action: str = "drop",
+        explainer_params: dict | None = None,
+        verbose: int = 0,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.fraction = fraction
+        self.n_flag = n_flag
+        self.threshold = threshold
+        self.action = action
+        self.explainer_params = explainer_params
+        self.verbose = verbose
+
+    def _log(self, message):
+        if self.verbose:
+            print(f"[InfluenceLabelCleaner] {message}", file=sys.stderr, flush=True)
+
+    def fit(self, X, y, *, X_val=None, y_val=None) -> InfluenceLabelCleaner:
+        """Fit the estimator on ``(X, y)`` and score every row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            The labels to check.
+        X_val, y_val : trusted validation rows and labels, default=None
+            Required by ``method="validation_influence"``, ignored otherwise.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        rule = _validate_flag_rule(self.fraction, self.n_flag, self.threshold)
+        X = _check_input(self, X)
+        index = _row_index(X, y)
+        y_arr = column_or_1d(np.asarray(y), warn=True)
+        check_classification_targets(y_arr)
+        if X.shape[0] != y_arr.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {y_arr.shape[0]}.")
+        self.classes_ = np.unique(y_arr)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y has only one class ({self.classes_[0]!r}); label cleaning needs at "
+                "least two classes."
+            )
+        if self.method == "validation_influence" and (X_val is None or y_val is None):
+            raise ValueError(
+                "method='validation_influence' needs trusted validation data: pass X_val "
+                "and y_val to fit (rows whose labels you have checked)."
+            )
+        estimator = default_estimator() if self.estimator is None else self.estimator
+        t0 = time.perf_counter()
+        self._log(f"fitting {type(estimator).__name__} on {len(y_arr)} rows")
+        self.estimator_ = clone(estimator).fit(X, y_arr)
+        self._log(f"fitted in {time.perf_counter() - t0:.2f} s; scoring with {self.method!r}")
+        t0 = time.perf_counter()
+        scorer = RowScorer(self.estimator_, X, y_arr, self.explainer_params)
+        scores = scorer.score(self.method, X_val=X_val, y_val=y_val)
+        suggested = scorer.suggested_labels(self.method)
+        # the automatic count: rows the approximate leave-one-out model misclassifies
+        auto_labels = suggested if self.method != "training_loss" else None
+        if auto_labels is None:
+            auto_labels = scorer.suggested_labels("loo_loss")
+        self.n_auto_ = int(np.sum(auto_labels != y_arr))
+        self._log(f"scored in {time.perf_counter() - t0:.2f} s")
+
+        value = {"fraction": self.fraction, "n_flag": self.n_flag, "threshold": self.threshold}
+        flagged = flag_rows(scores, rule=rule, value=value.get(rule), n_auto=self.n_auto_)
+        flagged = protect_classes(flagged, y_arr, suggested, scores, self.action)
+
+        self.scores_ = scores
+        self.suggested_labels_ = suggested
+        self.flagged_ = flagged
+        self.n_flagged_ = int(flagged.sum())
+        if rule == "threshold":
+            self.threshold_ = float(self.threshold)
+        else:
+            self.threshold_ = float(scores[flagged].min()) if flagged.any() else float("inf")
+        order = np.argsort(-scores, kind="stable")
+        rank = np.empty(len(scores), dtype=int)
+        rank[order] = np.arange(1, len(scores) + 1)
+        self.label_issues_ = pd.DataFrame(
+            {
+                "score": scores,
+                "rank": rank,
+                "given_label": y_arr,
+                "suggested_label": suggested,
+                "flagged": flagged,
+            },
+            index=index,
+        )
+        if self.action == "drop":
+            self.sample_indices_ = np.flatnonzero(~flagged)
+        else:
+            self.sample_indices_ = np.arange(len(y_arr))
+        self._log(f"flagged {self.n_flagged_} of {len(y_arr)} rows ({rule})")
+        return self
+
+    def fit_resample(self, X, y, *, X_val=None, y_val=None):
+        """Fit, then return the cleaned data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        X_val, y_val : trusted validation data for ``method="validation_influence"``.
+
+        Returns
+        -------
+        X_resampled : same type as X
+            Without the flagged rows (``action="drop"``), or all rows.
+        y_resampled : same type as y
+            The kept labels, flagged ones replaced by ``suggested_labels_``
+            with ``action="relabel"``.
+        """
+        self.fit(X, y, X_val=X_val, y_val=y_val)
+        return self._resample(X, y)
+
+    def _resample(self, X, y):
+        check_is_fitted(self, "flagged_")
+        if self.action == "relabel":
+            y_new = _replace_labels(y, self.flagged_, self.suggested_labels_)
+            return X, y_new
+        keep = self.sample_indices_
+        return _safe_indexing(X, keep), _safe_indexing(y, keep)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _check_input(estimator, X):
+    """Check shape and emptiness and set ``n_features_in_`` (and
+    ``feature_names_in_``) without converting ``X``; array-likes without a
+    shape become arrays."""
+    checked = validate_data(
+        estimator, X, reset=True, accept_sparse=("csr", "csc"), dtype=None, ensure_all_finite=False
+    )
+    return X if hasattr(X, "shape") and not sp.issparse(X) else checked
+
+
+def _row_index(X, y):
+    """The index label_issues_ uses: X's, else y's, else 0..n-1."""
+    if isinstance(X, pd.DataFrame):
+        return X.index
+    if isinstance(y, (pd.Series, pd.DataFrame)):
+        return y.index
+    return pd.RangeIndex(X.shape[0])
+
+
+def _replace_labels(y, mask, new):
+    """``y`` with positions ``mask`` set to ``new[mask]``, keeping its type."""
+    if isinstance(y, pd.Series):
+        out = y.copy()
+        values = out.to_numpy(copy=True)
+        values = values.astype(np.result_type(values.dtype, np.asarray(new).dtype))
+        values[mask] = np.asarray(new)[mask]
+        return pd.Series(values, index=y.index, name=y.name)
+    arr = np.asarray(y)
+    out = arr.astype(np.result_type(arr.dtype, np.asarray(new).dtype), copy=True)
+    out[mask] = np.asarray(new)[mask]
+    if isinstance(y, list):
+        return out.tolist()
+    return out

@@ -1,0 +1,321 @@
+"""Label cleaning: InfluenceLabelCleaner, CleanLabelsClassifier, the review
+simulation and its display."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfluence import InfluenceExplainer
+from skinfluence.cleaning import (
+    DEFAULT_METHOD,
+    METHODS,
+    CleanLabelsClassifier,
+    InfluenceLabelCleaner,
+    simulate_review,
+)
+
+
+def _lr(**kw):
+    return make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=10_000, **kw))
+
+
+def _flip(y, rate, seed):
+    """Flip ``round(rate * n)`` labels to another class at random."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    rows = rng.choice(len(y), int(round(rate * len(y))), replace=False)
+    noisy = y.copy()
+    for i in rows:
+        noisy[i] = rng.choice(classes[classes != y[i]])
+    return noisy, np.sort(rows)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    y_noisy, flipped = _flip(y, 0.10, seed=0)
+    return X, y, y_noisy, flipped
+
+
+@pytest.fixture(scope="module")
+def fitted(cancer):
+    X, _, y_noisy, _ = cancer
+    return {
+        m: InfluenceLabelCleaner(_lr(), method=m, fraction=0.1).fit(X, y_noisy)
+        for m in ("loo_loss", "loo_newton", "training_loss", "self_influence")
+    }
+
+
+# ---------------------------------------------------------------- finding flips
+@pytest.mark.parametrize("method", ["loo_loss", "loo_newton", "training_loss", "self_influence"])
+def test_finds_far_more_flips_than_random(cancer, fitted, method):
+    _, _, _, flipped = cancer
+    cleaner = fitted[method]
+    found = np.intersect1d(np.flatnonzero(cleaner.flagged_), flipped).size / flipped.size
+    # checking 10 % of the rows at random finds 10 % of the flips
+    assert found >= 0.6, found
+    assert cleaner.n_flagged_ == int(np.ceil(0.1 * len(cleaner.scores_)))
+
+
+def test_default_method_is_documented():
+    assert DEFAULT_METHOD in METHODS
+    assert InfluenceLabelCleaner().method == DEFAULT_METHOD
+    assert CleanLabelsClassifier().method == DEFAULT_METHOD
+
+
+def test_scores_are_the_explainers_quantities(cancer, fitted):
+    X, _, y_noisy, _ = cancer
+    est = fitted["loo_loss"].estimator_
+    exp = InfluenceExplainer(est).fit(X, y_noisy)
+    np.testing.assert_allclose(fitted["loo_loss"].scores_, exp.leave_one_out_loss())
+    np.testing.assert_allclose(fitted["training_loss"].scores_, exp.training_loss())
+    np.testing.assert_allclose(fitted["self_influence"].scores_, exp.self_influence())
+    newton = InfluenceExplainer(est, approximation="newton").fit(X, y_noisy)
+    np.testing.assert_allclose(fitted["loo_newton"].scores_, newton.leave_one_out_loss())
+
+
+def test_suggested_labels_are_leave_one_out_predictions(cancer, fitted):
+    """The suggested label is what a model refitted without the row predicts."""
+    X, _, y_noisy, _ = cancer
+    cleaner = fitted["loo_newton"]
+    pipe = cleaner.estimator_
+    Xf = pipe[:-1].transform(X)
+    order = np.argsort(-cleaner.scores_)
+    rows = np.concatenate([order[:4], order[-2:]])
+    for i in rows:
+        keep = np.arange(len(y_noisy)) != i
+        refit = clone(pipe[-1]).fit(Xf[keep], y_noisy[keep])
+        assert refit.predict(Xf[i : i + 1])[0] == cleaner.suggested_labels_[i]
+    # most suspicious rows: the leave-one-out model disagrees with the label
+    assert np.all(cleaner.suggested_labels_[order[:4]] != y_noisy[order[:4]])
+
+
+def test_label_issues_frame_keeps_index(cancer):
+    X, _, y_noisy, _ = cancer
+    index = pd.Index([f"r{i}" for i in range(len(y_noisy))], name="id")[::-1]
+    Xdf = pd.DataFrame(X, index=index, columns=[f"f{j}" for j in range(X.shape[1])])
+    ys = pd.Series(y_noisy, index=index)
+    cleaner = InfluenceLabelCleaner(_lr(), n_flag=7).fit(Xdf, ys)
+    issues = cleaner.label_issues_
+    assert issues.index.equals(index)
+    assert {"score", "rank", "given_label", "suggested_label", "flagged"} <= set(issues)
+    assert issues["flagged"].sum() == 7
+    assert issues["rank"].min() == 1
+    top = issues["score"].idxmax()
+    assert issues.loc[top, "rank"] == 1 and issues.loc[top, "flagged"]
+    assert (issues.loc[issues["flagged"], "rank"] <= 7).all()
+    np.testing.assert_array_equal(issues["given_label"], y_noisy)
+    assert list(cleaner.feature_names_in_) == list(Xdf.columns)
+    # resampled DataFrame keeps its (filtered) index
+    Xc, yc = cleaner.fit_resample(Xdf, ys)
+    assert isinstance(Xc, pd.DataFrame) and isinstance(yc, pd.Series)
+    assert Xc.index.equals(index[~issues["flagged"].to_numpy()])
+    assert yc.index.equals(Xc.index)
+
+
+def test_flag_rules(cancer):
+    X, _, y_noisy, flipped = cancer
+    auto = InfluenceLabelCleaner(_lr()).fit(X, y_noisy)
+    assert auto.n_flagged_ == auto.n_auto_
+    # the automatic count (leave-one-out misclassifications) is near the 57 flips
+    assert flipped.size * 0.8 <= auto.n_auto_ <= flipped.size * 1.5
+    precision = np.isin(np.flatnonzero(auto.flagged_), flipped).mean()
+    assert precision > 0.6  # random: 0.1
+    thr = InfluenceLabelCleaner(_lr(), threshold=auto.threshold_).fit(X, y_noisy)
+    np.testing.assert_array_equal(thr.flagged_, auto.scores_ >= auto.threshold_)
+    none = InfluenceLabelCleaner(_lr(), fraction=0.0).fit(X, y_noisy)
+    assert none.n_flagged_ == 0 and np.isinf(none.threshold_)
+    with pytest.raises(ValueError, match="at most one of fraction, n_flag and threshold"):
+        InfluenceLabelCleaner(_lr(), fraction=0.1, n_flag=3).fit(X, y_noisy)
+    with pytest.raises(ValueError, match="fraction"):
+        InfluenceLabelCleaner(_lr(), fraction=1.5).fit(X, y_noisy)
+
+
+def test_relabel_fixes_flips(cancer, fitted):
+    X, y, y_noisy, flipped = cancer
+    cleaner = clone(fitted["loo_loss"]).set_params(action="relabel")
+    Xr, yr = cleaner.fit_resample(X, y_noisy)
+    assert Xr is X and yr.shape == y_noisy.shape
+    changed = np.flatnonzero(yr != y_noisy)
+    assert set(changed) <= set(np.flatnonzero(cleaner.flagged_))
+    # most changes restore the true label
+    assert (yr[changed] == y[changed]).mean() > 0.8
+    assert (yr != y).sum() < (y_noisy != y).sum() / 2
+
+
+def test_never_removes_a_class():
+    X, y = load_wine(return_X_y=True)
+    X, y = X[::6], y[::6]
+    cleaner = InfluenceLabelCleaner(_lr(), fraction=1.0).fit(X, y)
+    _, yc = cleaner.fit_resample(X, y)
+    assert set(np.unique(yc)) == set(np.unique(y))
+    assert len(yc) == 3
+
+
+def test_string_labels_multiclass_and_other_models():
+    X, y = load_wine(return_X_y=True)
+    names = np.array(["barolo", "grignolino", "barbera"])[y]
+    noisy, flipped = _flip(names, 0.1, seed=1)
+    for est in (
+        _lr(),
+        make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0)),
+        make_pipeline(
+            StandardScaler(),
+            SGDClassifier(loss="log_loss", alpha=0.01, tol=None, max_iter=2000, random_state=0),
+        ),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SGD stops near, not at, the optimum
+            cleaner = InfluenceLabelCleaner(est, fraction=0.1).fit(X, noisy)
+        found = np.isin(np.flatnonzero(cleaner.flagged_), flipped).mean()
+        assert found > 0.6, (est, found)
+        assert set(cleaner.suggested_labels_) <= set(names)
+
+
+def test_validation_influence(cancer):
+    X, y, y_noisy, flipped = cancer
+    rng = np.random.default_rng(3)
+    val = rng.choice(len(y), 60, replace=False)
+    train = np.setdiff1d(np.arange(len(y)), val)
+    cleaner = InfluenceLabelCleaner(_lr(), method="validation_influence", fraction=0.1)
+    cleaner.fit(X[train], y_noisy[train], X_val=X[val], y_val=y[val])
+    exp = InfluenceExplainer(cleaner.estimator_).fit(X[train], y_noisy[train])
+    expected = exp.influence(X[val], y[val]).mean(axis=0)
+    np.testing.assert_allclose(cleaner.scores_, expected, rtol=1e-10, atol=1e-12)
+    found = np.isin(train[cleaner.flagged_], flipped).sum()
+    assert found > 3 * 0.1 * np.isin(train, flipped).sum()  # well above random
+    with pytest.raises(ValueError, match="X_val and y_val"):
+        InfluenceLabelCleaner(_lr(), method="validation_influence").fit(X, y_noisy)
+
+
+def test_single_class_is_an_error():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match="one class"):
+        InfluenceLabelCleaner(_lr()).fit(X, np.zeros(20))
+
+
+def test_pickle_roundtrip(cancer, fitted):
+    X, _, y_noisy, _ = cancer
+    cleaner = pickle.loads(pickle.dumps(fitted["loo_loss"]))
+    np.testing.assert_array_equal(cleaner.flagged_, fitted["loo_loss"].flagged_)
+    clf = pickle.loads(pickle.dumps(CleanLabelsClassifier(_lr(), n_flag=5).fit(X, y_noisy)))
+    assert clf.predict(X[:3]).shape == (3,)
+
+
+# ------------------------------------------------------------------ pipelines
+def test_cleaner_in_imblearn_pipeline(cancer):
+    from imblearn.pipeline import Pipeline as ImbPipeline
+
+    X, y, y_noisy, _ = cancer
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y_noisy, random_state=0, stratify=y_noisy)
+    pipe = ImbPipeline(
+        [
+            ("clean", InfluenceLabelCleaner(_lr(), fraction=0.1)),
+            ("scale", StandardScaler()),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(X_tr, y_tr)
+    cleaner = pipe.named_steps["clean"]
+    assert cleaner.n_flagged_ == int(np.ceil(0.1 * len(y_tr)))
+    assert pipe.named_steps["scale"].n_samples_seen_ == len(y_tr) - cleaner.n_flagged_
+    # prediction never drops rows
+    assert pipe.predict(X_te).shape == (len(y_te),)
+    assert pipe.score(X_te, y_te) > 0.8
+
+
+def test_classifier_in_pipeline_cross_val_and_grid_search(cancer):
+    X, y, y_noisy, _ = cancer
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y_noisy, random_state=1, stratify=y_noisy)
+    _, _, _, y_te_true = train_test_split(X, y, random_state=1, stratify=y_noisy)
+    pipe = make_pipeline(StandardScaler(), CleanLabelsClassifier(LogisticRegression(tol=1e-8)))
+    scores = cross_val_score(pipe, X_tr, y_tr, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.8
+    grid = GridSearchCV(
+        CleanLabelsClassifier(_lr()),
+        {"fraction": [0.0, 0.1], "method": ["loo_loss", "training_loss"]},
+        cv=3,
+    ).fit(X_tr, y_tr)
+    assert grid.best_estimator_.cleaner_.n_flagged_ == (
+        0 if grid.best_params_["fraction"] == 0.0 else int(np.ceil(0.1 * len(y_tr)))
+    )
+    assert grid.predict_proba(X_te).shape == (len(y_te), 2)
+    # cleaning the noisy training labels does not hurt on clean test labels
+    plain = _lr().fit(X_tr, y_tr).score(X_te, y_te_true)
+    cleaned = CleanLabelsClassifier(_lr(), fraction=0.1).fit(X_tr, y_tr).score(X_te, y_te_true)
+    assert cleaned >= plain - 0.01
+
+
+@parametrize_with_checks(
+    [
+        CleanLabelsClassifier(LogisticRegression(tol=1e-8, max_iter=1000)),
+        CleanLabelsClassifier(
+            LogisticRegression(tol=1e-8, max_iter=1000), fraction=0.1, action="relabel"
+        ),
+    ]
+)
+def test_sklearn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny check data sets: NotAtOptimum, convergence
+        check(estimator)
+
+
+# --------------------------------------------------------------- review curves
+@pytest.fixture(scope="module")
+def review(cancer):
+    X, y, y_noisy, _ = cancer
+    X_tr, X_te, y_tr, y_te, yn_tr, _ = train_test_split(X, y, y_noisy, random_state=0, stratify=y)
+    return simulate_review(
+        _lr(),
+        X_tr,
+        yn_tr,
+        y_tr,
+        X_test=X_te,
+        y_test=y_te,
+        methods=["random", "training_loss", "loo_loss"],
+        fractions=[0.0, 0.1, 0.2],
+        random_state=0,
+    )
+
+
+def test_simulate_review(review):
+    assert review.methods == ["random", "training_loss", "loo_loss"]
+    for m in review.methods:
+        assert review.found[m][0] == 0.0
+        assert np.all(np.diff(review.found[m]) >= 0)
+    assert review.found["loo_loss"][2] > 2 * review.found["random"][2]
+    assert review.accuracy["loo_loss"][2] >= review.accuracy_noisy - 0.02
+    frame = review.to_frame()
+    assert frame.shape == (9, 4)
+
+
+def test_review_display(review):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skinfluence.plotting import ReviewCurveDisplay
+
+    disp = ReviewCurveDisplay.from_result(review)
+    assert len(disp.ax_) == 2 and len(disp.lines_) == 6
+    np.testing.assert_allclose(
+        disp.lines_[("found", "loo_loss")].get_ydata(), review.found["loo_loss"]
+    )
+    fig, ax = plt.subplots()
+    disp = ReviewCurveDisplay(review).plot(metric="accuracy", ax=ax)
+    assert disp.ax_ is ax and disp.figure_ is fig
+    with pytest.raises(ValueError, match="needs 2 axes"):
+        ReviewCurveDisplay(review).plot(ax=ax)
+    plt.close("all")

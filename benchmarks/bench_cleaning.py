@@ -6,23 +6,27 @@ and one real tabular set shipped by statsmodels (``fair``: 6366 survey rows,
 "had an affair", one-hot occupations; skipped when statsmodels is missing),
 ``rate`` of the training labels are flipped to another class at random, for
 several seeds and two regularisation strengths of the same model,
-``StandardScaler + LogisticRegression(C, tol=1e-8)``. Each method ranks the
-training rows; a reviewer checks the top 5/10/20/30 % and fixes the flips
-found there, the model is refitted on the fixed labels and scored on clean
-test rows.
+``StandardScaler + LogisticRegression(C)``. Each method ranks the training
+rows; a reviewer checks the top 5/10/20/30 % and fixes the flips found there,
+the model is refitted on the fixed labels and scored on clean test rows.
 
 Methods: ``random``; ``training_loss``; ``self_influence`` (Koh & Liang);
 ``loo_loss`` (training loss + self-influence, the approximate leave-one-out
 loss); ``loo_newton`` (the same with the Newton step); ``validation_influence``
 (mean influence on a trusted, clean validation split of 10 % of the rows);
 ``cleanlab`` (label-quality scores from 5-fold cross-validated probabilities
-of the same model at scikit-learn's default ``tol=1e-4``, as
-``cleanlab.filter.find_label_issues`` uses them). Times include fitting the
-model (influence methods: one fit at ``tol=1e-8``, as influence functions need
-the optimum; cleanlab: five fits at ``tol=1e-4``). Single-threaded BLAS.
+of the same model at scikit-learn's defaults, ``lbfgs`` with ``tol=1e-4``,
+plus ``cleanlab.filter.find_label_issues`` on them).
 
-The automatic flag rules are scored as well: skinfluence's ``auto`` (rows the
-approximate leave-one-out model misclassifies) and cleanlab's
+Times are CPU seconds of this single-threaded process (robust to other jobs
+on a shared machine; wall-clock seconds are stored too) for what a user runs:
+``InfluenceLabelCleaner(model, method=...).fit`` (one fit with
+``solver="newton-cg", tol=1e-8``, as influence functions need the optimum,
+then scores, suggested labels and flags) against cleanlab's five
+cross-validation fits, label-quality scores and ``find_label_issues``.
+
+The automatic flag rules are scored as well: the default method's ``auto``
+rule (rows the approximate leave-one-out model misclassifies) and cleanlab's
 ``find_label_issues`` (confident learning, ``prune_by_noise_rate``).
 
 Usage::
@@ -60,6 +64,7 @@ INFLUENCE_METHODS = (
     "validation_influence",
 )
 METHODS = ("random", *INFLUENCE_METHODS, "cleanlab")
+DEFAULT = "loo_newton"  # checked against skinfluence.cleaning.DEFAULT_METHOD in main
 
 
 # ------------------------------------------------------------------- data
@@ -106,13 +111,13 @@ def available_datasets(quick):
     return ["breast_cancer", "wine"] if quick else names
 
 
-def make_model(C, categorical, tol=1e-8):
+def make_model(C, categorical, tol=1e-8, solver="newton-cg"):
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    clf = LogisticRegression(C=C, tol=tol, max_iter=10_000)
+    clf = LogisticRegression(C=C, solver=solver, tol=tol, max_iter=10_000)
     if not categorical:
         return make_pipeline(StandardScaler(), clf)
     pre = ColumnTransformer(
@@ -140,7 +145,7 @@ def run_case(name, X, y, categorical, rate, seed, C):
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 
-    from skinfluence.cleaning._scoring import RowScorer
+    from skinfluence.cleaning import DEFAULT_METHOD, InfluenceLabelCleaner
 
     rng = np.random.default_rng(1000 * seed + int(100 * rate))
     X_rest, X_test, y_rest, y_test = train_test_split(
@@ -155,37 +160,32 @@ def run_case(name, X, y, categorical, rate, seed, C):
     model = make_model(C, categorical)
     # cleanlab and the accuracy refits need no exact optimum: scikit-learn's
     # default tolerance (faster)
-    loose = make_model(C, categorical, tol=1e-4)
+    loose = make_model(C, categorical, tol=1e-4, solver="lbfgs")
 
-    t0 = time.perf_counter()
     fitted = clone(model).fit(X_tr, y_noisy)
-    fit_time = time.perf_counter() - t0
-
-    scores, seconds, auto = {}, {}, {}
+    scores, cpu, wall, auto = {}, {}, {}, {}
     scores["random"] = rng.random(n)
-    seconds["random"] = 0.0
+    cpu["random"] = wall["random"] = 0.0
     for method in INFLUENCE_METHODS:
-        scorer = RowScorer(fitted, X_tr, y_noisy)  # fresh: no shared work between methods
-        t0 = time.perf_counter()
-        scores[method] = scorer.score(method, X_val=X_val, y_val=y_val)
-        seconds[method] = fit_time + time.perf_counter() - t0
-    # the automatic rule of InfluenceLabelCleaner: as many rows as the
-    # approximate leave-one-out model misclassifies, highest loo_loss first
-    scorer = RowScorer(fitted, X_tr, y_noisy)
-    n_auto = int(np.sum(scorer.suggested_labels("loo_loss") != y_noisy))
-    order = np.argsort(-scores["loo_loss"], kind="stable")
-    flagged = np.zeros(n, dtype=bool)
-    flagged[order[:n_auto]] = True
-    auto["skinfluence_auto"] = flagged
+        # what a user runs: fit the model and score, suggest and flag every row
+        cleaner = InfluenceLabelCleaner(model, method=method)
+        t0, c0 = time.perf_counter(), time.process_time()
+        cleaner.fit(X_tr, y_noisy, X_val=X_val, y_val=y_val)
+        cpu[method] = time.process_time() - c0
+        wall[method] = time.perf_counter() - t0
+        scores[method] = cleaner.scores_
+        if method == DEFAULT_METHOD:  # the automatic flag rule of the default
+            auto["skinfluence_auto"] = cleaner.flagged_
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     cv = StratifiedKFold(5, shuffle=True, random_state=seed)
     probs = cross_val_predict(clone(loose), X_tr, y_noisy, cv=cv, method="predict_proba")
     classes = np.unique(y_noisy)
     labels = np.searchsorted(classes, y_noisy)
     scores["cleanlab"] = -get_label_quality_scores(labels, probs)
-    seconds["cleanlab"] = time.perf_counter() - t0
-    auto["cleanlab_find_label_issues"] = find_label_issues(labels, probs)
+    auto["cleanlab_find_label_issues"] = find_label_issues(labels, probs, n_jobs=1)
+    cpu["cleanlab"] = time.process_time() - c0
+    wall["cleanlab"] = time.perf_counter() - t0
 
     def accuracy(labels_fixed):
         est = clone(loose).fit(X_tr, labels_fixed)
@@ -212,7 +212,12 @@ def run_case(name, X, y, categorical, rate, seed, C):
             fixed[checked] = y_tr[checked]
             found[str(b)] = float(is_flip[checked].sum() / max(1, is_flip.sum()))
             acc[str(b)] = accuracy(fixed)
-        out["methods"][method] = {"found": found, "accuracy": acc, "seconds": seconds[method]}
+        out["methods"][method] = {
+            "found": found,
+            "accuracy": acc,
+            "seconds": cpu[method],
+            "wall_seconds": wall[method],
+        }
     for rule, flagged in auto.items():
         tp = int(np.sum(flagged & is_flip))
         out["auto"][rule] = {
@@ -236,6 +241,7 @@ def summarize(cases):
                 str(b): float(np.mean([x["accuracy"][str(b)] for x in m])) for b in BUDGETS
             },
             "seconds": float(np.mean([x["seconds"] for x in m])),
+            "wall_seconds": float(np.mean([x["wall_seconds"] for x in m])),
         }
 
     for method in METHODS:
@@ -249,24 +255,135 @@ def summarize(cases):
             k: float(np.mean([c["auto"][rule][k] for c in cases]))
             for k in ("n_flagged", "precision", "recall")
         }
+    summary["auto_by_dataset"] = {
+        name: {
+            rule: {
+                k: float(np.mean([c["auto"][rule][k] for c in cases if c["dataset"] == name]))
+                for k in ("n_flagged", "precision", "recall")
+            }
+            for rule in cases[0]["auto"]
+        }
+        for name in sorted({c["dataset"] for c in cases})
+    }
+    summary["n_flipped_by_dataset"] = {
+        name: float(np.mean([c["n_flipped"] for c in cases if c["dataset"] == name]))
+        for name in sorted({c["dataset"] for c in cases})
+    }
+    summary["paired"] = {}
+    for other in ("training_loss", "loo_loss", "cleanlab"):
+        for b in ("0.1", "0.2"):
+            diff = np.array(
+                [
+                    c["methods"][DEFAULT]["found"][b] - c["methods"][other]["found"][b]
+                    for c in cases
+                ]
+            )
+            summary["paired"][f"{DEFAULT} - {other} @{b}"] = {
+                "mean": float(diff.mean()),
+                "standard_error": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+                "wins": int(np.sum(diff > 0)),
+                "losses": int(np.sum(diff < 0)),
+                "ties": int(np.sum(diff == 0)),
+            }
     summary["accuracy_noisy"] = float(np.mean([c["accuracy_noisy"] for c in cases]))
     summary["accuracy_clean"] = float(np.mean([c["accuracy_clean"] for c in cases]))
     return summary
 
 
-def markdown_table(summary):
-    lines = [
+def markdown_tables(summary):
+    """The tables of doc/cleaning.md."""
+    out = [
+        "Averages over all cases (fraction of the flipped labels found after checking the "
+        "top-scored 5/10/20/30 % of the training rows; test accuracy after fixing them; "
+        "CPU seconds per run, model fitting included):",
+        "",
         "| method | found @5% | found @10% | found @20% | found @30% "
-        "| acc @10% | acc @20% | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| acc @5% | acc @10% | acc @20% | acc @30% | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, r in summary["overall"].items():
         f, a = r["found"], r["accuracy"]
-        lines.append(
+        out.append(
             f"| {method} | {f['0.05']:.3f} | {f['0.1']:.3f} | {f['0.2']:.3f} | {f['0.3']:.3f} "
-            f"| {a['0.1']:.4f} | {a['0.2']:.4f} | {r['seconds']:.3f} |"
+            f"| {a['0.05']:.4f} | {a['0.1']:.4f} | {a['0.2']:.4f} | {a['0.3']:.4f} "
+            f"| {r['seconds']:.3f} |"
         )
-    return "\n".join(lines)
+    out += [
+        "",
+        f"Test accuracy with the noisy labels: {summary['accuracy_noisy']:.4f}; with every "
+        f"label fixed: {summary['accuracy_clean']:.4f}.",
+    ]
+    for key, title in (("by_C", "C"), ("by_dataset", "data set")):
+        groups = list(summary[key])
+        out += [
+            "",
+            f"Fraction of flips found at 10 % / 20 % checked, by {title}:",
+            "",
+            "| method | " + " | ".join(f"{title} {g}" for g in groups) + " |",
+            "|---|" + "---|" * len(groups),
+        ]
+        for method in summary["overall"]:
+            cells = [
+                f"{summary[key][g][method]['found']['0.1']:.3f} / "
+                f"{summary[key][g][method]['found']['0.2']:.3f}"
+                for g in groups
+            ]
+            out.append(f"| {method} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Automatic flag rules (averages over all cases):",
+        "",
+        "| rule | rows flagged | precision | recall |",
+        "|---|---|---|---|",
+    ]
+    for rule, r in summary["auto"].items():
+        out.append(f"| {rule} | {r['n_flagged']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} |")
+    if "auto_by_dataset" in summary:
+        names = list(summary["auto_by_dataset"])
+        out += [
+            "",
+            "Automatic flag rules by data set (rows flagged / precision / recall; mean "
+            "number of flipped rows in brackets):",
+            "",
+            "| rule | "
+            + " | ".join(f"{g} ({summary['n_flipped_by_dataset'][g]:.0f})" for g in names)
+            + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for rule in summary["auto"]:
+            cells = [
+                f"{r[rule]['n_flagged']:.0f} / {r[rule]['precision']:.2f} / "
+                f"{r[rule]['recall']:.2f}"
+                for r in summary["auto_by_dataset"].values()
+            ]
+            out.append(f"| {rule} | " + " | ".join(cells) + " |")
+    if "paired" in summary:
+        out += [
+            "",
+            "Paired differences of the fraction of flips found, default minus other:",
+            "",
+            "| comparison | mean | standard error | wins | losses | ties |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, r in summary["paired"].items():
+            out.append(
+                f"| {key} | {r['mean']:+.4f} | {r['standard_error']:.4f} | {r['wins']} "
+                f"| {r['losses']} | {r['ties']} |"
+            )
+    groups = list(summary["by_dataset"])
+    out += [
+        "",
+        "CPU seconds per run, by data set:",
+        "",
+        "| method | " + " | ".join(groups) + " |",
+        "|---|" + "---|" * len(groups),
+    ]
+    for method in summary["overall"]:
+        if method == "random":
+            continue
+        cells = [f"{summary['by_dataset'][g][method]['seconds']:.3f}" for g in groups]
+        out.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def machine():
@@ -286,7 +403,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="two data sets, one seed (~1 min)")
     ap.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/)")
+    ap.add_argument("--tables", metavar="JSON", help="print the tables of a finished run")
     args = ap.parse_args(argv)
+    if args.tables:
+        print(markdown_tables(json.loads(Path(args.tables).read_text())["summary"]))
+        return None
     from threadpoolctl import threadpool_limits
 
     seeds = SEEDS[:1] if args.quick else SEEDS
@@ -296,6 +417,9 @@ def main(argv=None):
         if args.out
         else RESULTS / ("cleaning_quick.json" if args.quick else "cleaning.json")
     )
+    from skinfluence.cleaning import DEFAULT_METHOD
+
+    assert DEFAULT_METHOD == DEFAULT, "update DEFAULT to the cleaner's default"
     cases = []
     t_start = time.perf_counter()
     with threadpool_limits(1), warnings.catch_warnings():
@@ -324,6 +448,7 @@ def main(argv=None):
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "threads": 1,
+        "default_method": DEFAULT_METHOD,
         "total_seconds": time.perf_counter() - t_start,
         "budgets": list(BUDGETS),
         "rates": list(rates),
@@ -334,7 +459,7 @@ def main(argv=None):
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1))
-    print(markdown_table(summary))
+    print(markdown_tables(summary))
     print(f"\nwrote {out_path}")
     return result
 

@@ -114,7 +114,7 @@ def build_model(numeric, categorical, model="logistic", C=1.0):
             )
         )
     if model == "logistic":
-        clf = LogisticRegression(C=C, tol=1e-8, max_iter=10_000)
+        clf = LogisticRegression(C=C, solver="newton-cg", tol=1e-8, max_iter=10_000)
     elif model == "ridge":
         clf = RidgeClassifier(alpha=1.0 / C)
     elif model == "sgd":

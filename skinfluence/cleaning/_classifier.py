@@ -59,7 +59,8 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
     estimator : classifier or Pipeline, default=None
         Supported by :class:`~skinfluence.InfluenceExplainer`; used both to
         score the rows and as the final model. ``None`` uses
-        ``make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8))``.
+        ``make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cg",
+        tol=1e-8))``.
     method, fraction, n_flag, threshold, action, explainer_params
         As in :class:`InfluenceLabelCleaner`.
 

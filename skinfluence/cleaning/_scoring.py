@@ -28,11 +28,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._backend import block_slices, to_numpy
+from .._backend import block_slices, dense_rows, to_numpy
 from .._explainer import InfluenceExplainer
 
 #: scoring methods, most to least recommended (see doc/cleaning.md)
-METHODS = ("loo_loss", "loo_newton", "training_loss", "self_influence", "validation_influence")
+METHODS = ("loo_newton", "loo_loss", "training_loss", "self_influence", "validation_influence")
 
 #: which leave-one-out approximation provides a method's suggested labels
 _APPROXIMATION = {
@@ -85,7 +85,8 @@ class RowScorer:
 
     @property
     def classes(self):
-        return np.asarray(self.explainer().spec_.classes_)
+        exp = next(iter(self._explainers.values()), None) or self.explainer()
+        return np.asarray(exp.spec_.classes_)
 
     def score(self, method, X_val=None, y_val=None) -> np.ndarray:
         """Scores of every training row for ``method``; higher = more suspicious."""
@@ -150,6 +151,10 @@ class RowScorer:
                 idx = np.arange(rows.start, rows.stop)
                 delta = -np.asarray(to_numpy(exp.influence_params(idx)))  # (b, P)
                 sub = design.take(idx)
+                if design.shared:  # one feature block for every output: (b, K, p) . (b, p)
+                    A = np.asarray(to_numpy(dense_rows(sub.blocks[0], exp.xp_)), dtype=float)
+                    dZ[idx] = np.einsum("bkp,bp->bk", delta.reshape(len(idx), K, -1), A)
+                    continue
                 for k in range(K):
                     T = np.zeros((len(idx), K))
                     T[:, k] = 1.0

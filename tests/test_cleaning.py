@@ -198,6 +198,10 @@ def test_validation_influence(cancer):
     assert found > 3 * 0.1 * np.isin(train, flipped).sum()  # well above random
     with pytest.raises(ValueError, match="X_val and y_val"):
         InfluenceLabelCleaner(_lr(), method="validation_influence").fit(X, y_noisy)
+    clf = CleanLabelsClassifier(_lr(), method="validation_influence", fraction=0.1)
+    clf.fit(X[train], y_noisy[train], X_val=X[val], y_val=y[val])
+    np.testing.assert_array_equal(clf.cleaner_.flagged_, cleaner.flagged_)
+    assert clf.estimator_[-1].coef_.shape == (1, X.shape[1])
 
 
 def test_single_class_is_an_error():

@@ -343,7 +343,7 @@ class InfluenceLabelCleaner(BaseEstimator):
         self._log(f"flagged {self.n_flagged_} of {len(y_arr)} rows ({rule})")
         return self
 
-    def fit_resample(self, X, y, *, X_val=None, y_val=None):
+    def fit_resample(self, X, y, *, X_val=None, y_val=None) -> tuple:
         """Fit, then return the cleaned data.
 
         Parameters

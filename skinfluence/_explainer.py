@@ -15,9 +15,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.utils.validation import check_array, validate_data
 
 from ._backend import asarray, block_slices, get_namespace, is_numpy, rows_per_block, to_numpy
+from .objectives import RowGradients
 from .objectives._registry import spec_for
 from .solvers import SOLVERS, HessianOperator
-from .solvers._active_set import ActiveSetInverse
+from .solvers._active_set import ActiveSetInverse, hinge_kkt
 
 
 class NotAtOptimumWarning(UserWarning):
@@ -217,16 +218,15 @@ class InfluenceExplainer(BaseEstimator):
         theta = asarray(spec.theta(), xp)
         self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
         self.state_ = self.objective_.at(theta)
-        self.stationarity_ = self.state_.stationarity()
+        self.stationarity_ = self._stationarity()
         self._warn_if_not_optimal(final)
         self.solver_ = self._make_solver()
         self._row_gradients = self.state_.row_gradients()
         if isinstance(self.solver_, ActiveSetInverse):
-            from .objectives import RowGradients
-
-            base = self._row_gradients
-            U = self.solver_.bound_gradient[:, None]
-            self._row_gradients = RowGradients(base.design, U, None, base.r)
+            # bound rows keep their full hinge gradient; margin rows are handled
+            # exactly by the KKT system (see _row_block)
+            bound = self.solver_.bound_gradient[:, None]
+            self._row_gradients = RowGradients(self.state_.design, bound)
         if self.approximation == "newton":
             self._row_gradients = self._newton_row_gradients()
         return self
@@ -234,6 +234,10 @@ class InfluenceExplainer(BaseEstimator):
     def _features(self, X, feature_map, final):
         if feature_map is not None:
             X = feature_map.transform(X)
+        if hasattr(X, "columns") and hasattr(final, "feature_names_in_"):
+            # columns are matched by name, as in the estimator's own predict:
+            # reordered or renamed columns raise instead of being read by position
+            validate_data(final, X, reset=False, skip_check_array=True)
         if sp.issparse(X) or isinstance(X, (np.ndarray, list)) or hasattr(X, "iloc"):
             X = check_array(
                 X,
@@ -282,11 +286,20 @@ class InfluenceExplainer(BaseEstimator):
             spec.class_index(y)  # raises on unknown labels
         return y
 
+    def _stationarity(self):
+        """How far the fitted parameters are from an optimum of the objective."""
+        state = self.state_
+        if self.spec_.smooth:
+            return state.stationarity()
+        # hinge-type losses: the smoothed loss is not stationary at the hinge
+        # optimum by construction; check the hinge's KKT conditions instead
+        if state.design.n_outputs == 1 and hasattr(state.objective.loss, "kink_distance"):
+            return hinge_kkt(state)["residual"]
+        return float("nan")
+
     def _warn_if_not_optimal(self, final):
         tol = 1e-3
-        # hinge-type models are explained through a smoothed loss that is not
-        # stationary at the hinge optimum by construction
-        if self.spec_.smooth and self.stationarity_ > tol:
+        if self.stationarity_ > tol:
             warnings.warn(
                 f"{type(final).__name__} is not at the optimum of its training "
                 f"objective: the gradient norm is {self.stationarity_:.2g} of the total "
@@ -432,6 +445,7 @@ class InfluenceExplainer(BaseEstimator):
             Removing training row ``i`` changes the target quantity of test row
             ``j`` by about ``-influence[j, i]``.
         """
+        check_is_fitted(self, "solver_")
         xp = self.xp_
         rows_out = []
         current, parts = None, []
@@ -454,6 +468,7 @@ class InfluenceExplainer(BaseEstimator):
         first) and ``helpful_indices``, ``helpful_values`` (most negative
         first), each of shape (n_test, k).
         """
+        check_is_fitted(self, "solver_")
         k = int(min(k, self.n_train_))
         results = {}
         for test_rows, train_rows, block in self._blocks(X_test, y_test, target):
@@ -637,12 +652,12 @@ class InfluenceExplainer(BaseEstimator):
     def _newton_row_gradients(self):
         r"""Row gradients ``g~_i`` with ``H^{-1} g~_i = (H - H_i)^{-1} g_i``.
 
-        Woodbury with ``H_i = A_i^T D_i A_i``: ``g~_i = A_i^T u~_i + s_i r`` and
-        ``u~_i = (I - D_i M_i)^{-1} (u_i + s_i D_i A_i H^{-1} r)``. The penalty
-        share of mean-loss objectives (O(1/n) of ``H``) stays first order.
+        Woodbury with ``H_i = A_i^T D_i A_i`` and ``g_i = A_i^T u_i + V c_i``:
+        ``g~_i = A_i^T u~_i + V c_i`` with
+        ``u~_i = (I - D_i M_i)^{-1} (u_i + D_i A_i H^{-1} V c_i)``. The low-rank
+        part (penalty shares, balanced class weights: O(1/n) of ``H``) stays
+        first order.
         """
-        from .objectives import RowGradients
-
         xp = self.xp_
         state = self.state_
         base = state.row_gradients()
@@ -650,10 +665,10 @@ class InfluenceExplainer(BaseEstimator):
         D = state.D
         K = state.design.n_outputs
         U = base.U
-        if base.shares is not None:
-            c = self.solver_.solve(base.r[:, None])  # H^{-1} r
-            Ac = state.design.forward(c)[:, :, 0]
-            U = U + base.shares[:, None] * xp.sum(D * Ac[:, None, :], axis=2)
+        if base.coef is not None:
+            AHV = state.design.forward(self.solver_.solve(base.vecs))  # (n, K, q)
+            AHVc = xp.sum(AHV * base.coef[:, None, :], axis=2)  # A_i H^{-1} V c_i
+            U = U + xp.matmul(D, AHVc[:, :, None])[:, :, 0]
         eye = xp.eye(K, dtype=U.dtype)
         Amat = eye[None, :, :] - xp.matmul(D, M)
         det = to_numpy(xp.linalg.det(Amat))
@@ -667,5 +682,4 @@ class InfluenceExplainer(BaseEstimator):
                 stacklevel=3,
             )
             Amat = xp.where(xp.asarray(bad)[:, None, None], eye[None, :, :], Amat)
-        Ut = xp.linalg.solve(Amat, U[:, :, None])[:, :, 0]
-        return RowGradients(state.design, Ut, base.shares, base.r)
+        return base.with_U(xp.linalg.solve(Amat, U[:, :, None])[:, :, 0])

@@ -396,7 +396,10 @@ def test_self_influence_is_the_diagonal(name, approximation, family):
     full = exp.influence(case.X, case.y)
     assert si.shape == (len(case.y),)
     np.testing.assert_allclose(si, -np.diag(full), rtol=1e-9, atol=1e-12 * np.abs(full).max())
-    if name.split("-")[0] in NONNEGATIVE:
+    # "balanced" class weights: removing a row reweights its class, so g_i is
+    # no longer the test-loss gradient and the quadratic form argument fails
+    balanced = getattr(exp.spec_.estimator, "class_weight", None) == "balanced"
+    if name.split("-")[0] in NONNEGATIVE and not balanced:
         assert si.min() >= -1e-12 * si.max()
         assert si.max() > 0
     np.testing.assert_allclose(exp.leave_one_out_loss(), exp.training_loss() + si, rtol=1e-12)

@@ -314,7 +314,6 @@ def test_prediction_gradient_matches_central_differences(kind):
     [
         ("raw", lambda z: z),
         ("exp", np.exp),
-        ("sigmoid", expit),
         ("softmax", lambda z: softmax(z, axis=1)),
         ("ovr", lambda z: expit(z) / expit(z).sum(axis=1, keepdims=True)),
     ],
@@ -326,6 +325,19 @@ def test_prediction_values_select_the_output_of_the_class(kind, reference):
     y = np.eye(3)[labels]
     np.testing.assert_allclose(
         Prediction(kind).value(y, z), reference(z)[np.arange(N_ROWS), labels], rtol=1e-12
+    )
+
+
+def test_binary_probability_follows_the_sign_of_the_selector():
+    """``Prediction("sigmoid")`` with ``y = +1 / -1``: P(class 1) or P(class 0)."""
+    rng = np.random.RandomState(5)
+    z = rng.normal(size=(N_ROWS, 1))
+    sign = rng.choice([-1.0, 1.0], size=(N_ROWS, 1))
+    pred = Prediction("sigmoid")
+    expected = np.where(sign[:, 0] > 0, expit(z[:, 0]), 1.0 - expit(z[:, 0]))
+    np.testing.assert_allclose(pred.value(sign, z), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        pred.gradient(sign, z), fd_gradient(pred, sign, z), rtol=1e-6, atol=1e-8
     )
 
 

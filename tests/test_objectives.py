@@ -109,7 +109,12 @@ def test_row_subset_hvps_add_up_to_the_full_product(problem):
 
 
 def test_row_gradients_sum_to_the_gradient(problem):
-    """``sum_i g_i + lambda_0 R theta = grad F``, at the fit and away from it."""
+    """``sum_i g_i + lambda_0 R theta = grad F``, at the fit and away from it.
+
+    With ``class_weight="balanced"`` removing a row also reweights the others,
+    so the removable terms do not add up to ``F``; there only the factored
+    and dense forms are compared (the removal itself is checked by
+    ``test_row_gradient_is_what_removing_the_row_removes``)."""
     _, obj, theta0, theta = problem
     for point in (theta0, theta):
         state = obj.at(point)
@@ -118,7 +123,8 @@ def test_row_gradients_sum_to_the_gradient(problem):
         fixed = obj.strength * np.asarray(obj.regularizer.matvec(point))
         grad = np.asarray(state.gradient())
         scale = np.abs(G).sum(axis=0).max()
-        np.testing.assert_allclose(G.sum(axis=0) + fixed, grad, rtol=0, atol=1e-12 * scale)
+        if obj.reweighting is None:
+            np.testing.assert_allclose(G.sum(axis=0) + fixed, grad, rtol=0, atol=1e-12 * scale)
         # the factored form gives the same products
         V = np.random.RandomState(3).standard_normal((point.size, 2))
         np.testing.assert_allclose(

@@ -459,12 +459,6 @@ def test_agreement_display_from_result():
 
 
 # ------------------------------------------------------ known problems
-@pytest.mark.xfail(
-    reason="KernelRidge calls a callable kernel per pair of rows; skinfluence "
-    "calls it on whole matrices",
-    raises=ValueError,
-    strict=False,
-)
 def test_kernel_ridge_callable_kernel():
     X, y, _, _ = diabetes()
     X, y = X[:60], y[:60]
@@ -477,10 +471,6 @@ def test_kernel_ridge_callable_kernel():
     np.testing.assert_allclose(np.asarray(exp.state_.z)[:, 0], est.predict(X), atol=1e-8)
 
 
-@pytest.mark.xfail(
-    reason="KernelRidge ignores kernel_params for a named kernel; skinfluence uses them",
-    strict=False,
-)
 def test_kernel_ridge_named_kernel_ignores_kernel_params():
     X, y, _, _ = diabetes()
     est = KernelRidge(alpha=1.0, kernel="laplacian", kernel_params={"gamma": 0.3}).fit(X, y)
@@ -490,11 +480,6 @@ def test_kernel_ridge_named_kernel_ignores_kernel_params():
     np.testing.assert_allclose(np.asarray(exp.state_.z)[:, 0], est.predict(X), atol=1e-8)
 
 
-@pytest.mark.xfail(
-    reason="the sigmoid kernel is indefinite: no exact features, and the "
-    "active-set KKT matrix is singular (numpy LinAlgError)",
-    strict=False,
-)
 @pytest.mark.parametrize("hinge", ["active_set", "smoothed"])
 def test_indefinite_sigmoid_kernel_is_exact_or_refused(hinge):
     X, y, _, _ = digits17()

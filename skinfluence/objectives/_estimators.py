@@ -43,6 +43,7 @@ from ._losses import (
     HuberWithScale,
     ModifiedHuber,
     MultinomialLogLoss,
+    OvRClassWeighted,
     OvRNormalizedLogLoss,
     PointwiseLoss,
     Prediction,
@@ -52,7 +53,7 @@ from ._losses import (
     SquaredErrorExpLink,
     SquaredHinge,
 )
-from ._objective import Objective, Regularizer
+from ._objective import ClassReweighting, Objective, Regularizer
 
 
 class FirstOutputs(PointwiseLoss):
@@ -160,23 +161,63 @@ class ModelSpec:
         return np.eye(len(self.classes_))[idx]
 
     def prediction_targets(self, y, n) -> np.ndarray:
-        """One-hot selector for ``target="prediction"``: the output for class
-        ``y`` (or the single output)."""
+        """Selector for ``target="prediction"``: one-hot for the output of
+        class ``y``; for a single output a column of ones, or of ``+1 / -1``
+        for the probability of class ``y`` of a binary probabilistic model."""
         if self.n_outputs == 1 or y is None:
             if self.n_outputs > 1:
                 raise ValueError("pass y_test to choose the class whose prediction to explain")
+            if y is not None and getattr(self.prediction, "kind", None) == "sigmoid":
+                return (2.0 * self.class_index(y) - 1.0)[:, None]  # P(class y)
             return np.ones((n, 1))
         return np.eye(self.n_outputs)[self.class_index(y)]
 
+    #: whether "balanced" class weights count sample weights (LogisticRegression,
+    #: LinearSVC) or rows (Ridge*, SGD*, libsvm)
+    class_weight_with_sample_weight = False
+    #: whether class weights scale one-vs-rest outputs rather than rows (SGD)
+    per_output_class_weight = False
+
+    def class_weights(self, y, sample_weight) -> np.ndarray | None:
+        """``c_k`` as the estimator computed them at fit time, or None."""
+        cw = getattr(self.estimator, "class_weight", None) if self.is_classifier else None
+        if cw is None:
+            return None
+        sw = sample_weight if self.class_weight_with_sample_weight else None
+        return compute_class_weight(
+            cw, classes=self.classes_, y=np.asarray(y), sample_weight=sw
+        ).astype(float)
+
+    def _per_output(self) -> bool:
+        return self.per_output_class_weight and self.n_outputs > 1
+
     def row_weights(self, y, sample_weight) -> np.ndarray:
         """``w_i``: sample weight times class weight times ``row_scale``."""
-        n = len(y)
-        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        cw = getattr(self.estimator, "class_weight", None) if self.is_classifier else None
-        if cw is not None:
-            weights = compute_class_weight(cw, classes=self.classes_, y=np.asarray(y))
-            w = w * weights[self.class_index(y)]
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        cw = self.class_weights(y, sample_weight)
+        if cw is not None and not self._per_output():
+            w = w * cw[self.class_index(y)]
         return self.row_scale * w
+
+    def class_reweighting(self, y, sample_weight, xp) -> ClassReweighting | None:
+        """How removing each row changes ``class_weight="balanced"`` weights."""
+        if getattr(self.estimator, "class_weight", None) != "balanced":
+            return None
+        idx = self.class_index(y)
+        n, K = len(idx), len(self.classes_)
+        use_sw = self.class_weight_with_sample_weight and sample_weight is not None
+        s = np.asarray(sample_weight, dtype=float) if use_sw else np.ones(n)
+        onehot = np.eye(K)[idx]
+        S, S_k = s.sum(), onehot.T @ s
+        cw = S / (K * S_k)
+        remaining = S_k[None, :] - s[:, None] * onehot  # class totals without row i
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cw_without = (S - s)[:, None] / (K * remaining)
+        # a class emptied by the removal has no rows left for its weight to scale
+        delta = np.where(remaining > 0, cw[None, :] - cw_without, 0.0)
+        return ClassReweighting(
+            asarray(onehot, xp), asarray(cw, xp), asarray(delta, xp), self._per_output()
+        )
 
     # --- parameters and design ----------------------------------------
     def theta(self, estimator=None) -> np.ndarray:
@@ -214,14 +255,20 @@ class ModelSpec:
         """The training objective on (already transformed) ``X``."""
         n = X.shape[0]
         shares = self.shares(sample_weight, n)
+        loss = self.train_loss
+        if self._per_output():
+            cw = self.class_weights(y, sample_weight)
+            if cw is not None:
+                loss = OvRClassWeighted(loss, asarray(cw, xp))
         return Objective(
             design=self.make_design(X, xp),
-            loss=self.train_loss,
+            loss=loss,
             targets=asarray(self.encode(y), xp),
             weights=asarray(self.row_weights(y, sample_weight), xp),
             regularizer=self.regularizer(xp),
             strength=self.strength,
             shares=None if shares is None else asarray(shares, xp),
+            reweighting=self.class_reweighting(y, sample_weight, xp),
         )
 
 
@@ -257,6 +304,7 @@ def _reject_sparse_penalty(name, penalty):
 
 class LogisticRegressionSpec(ModelSpec):
     is_classifier = True
+    class_weight_with_sample_weight = True
 
     def __init__(self, est, *, temperature=None):
         super().__init__(est, temperature=temperature)
@@ -313,6 +361,7 @@ class RidgeClassifierSpec(LeastSquaresSpec):
 
 class SGDClassifierSpec(ModelSpec):
     is_classifier = True
+    per_output_class_weight = True
     share = "count"
     strength = 0.0
 

@@ -39,6 +39,20 @@ from ._losses import Prediction, SmoothedEpsilonInsensitive, SmoothedHinge, Squa
 from ._svm import LinearKernelSVCSpec, check_binary_svc
 
 
+def _check_semidefinite(smallest, largest, tol=1e-8):
+    """Refuse kernels whose training matrix has clearly negative eigenvalues
+    (or Schur complements): they define no feature space, so the model has no
+    linear form whose Hessian influence functions could invert."""
+    if smallest < -tol * max(largest, 1e-300):
+        raise ValueError(
+            "the kernel matrix of the training rows is not positive semi-definite "
+            f"(an eigenvalue of {smallest:.3g} against a largest of {largest:.3g}), so "
+            "the kernel defines no feature space and influence functions are undefined. "
+            "This happens with the sigmoid kernel for most gamma / coef0; use a positive "
+            "semi-definite kernel such as 'rbf', 'laplacian', 'poly' or 'linear'."
+        )
+
+
 class KernelFeatureMap:
     """Features ``phi`` with ``phi(x_i) . phi(x_j) = k(x_i, x_j)`` on training rows.
 
@@ -71,6 +85,7 @@ class KernelFeatureMap:
         if n <= self.exact_max:
             K = self.kernel(None, None)
             lam, V = scipy.linalg.eigh(K)
+            _check_semidefinite(lam.min(), lam.max())
             keep = lam > self.tol * max(lam.max(), 0.0)
             self.method_ = "eigh"
             self.projection_ = V[:, keep] / np.sqrt(lam[keep])
@@ -85,7 +100,8 @@ class KernelFeatureMap:
         rmax = min(n, self.max_rank or n)
         L = np.zeros((n, rmax))
         pivots = []
-        stop = self.tol * d.max()
+        d_max = d.max()
+        stop = self.tol * d_max
         d = d.copy()
         for k in range(rmax):
             j = int(np.argmax(d))
@@ -95,6 +111,7 @@ class KernelFeatureMap:
             L[:, k] = col / np.sqrt(d[j])
             d -= L[:, k] ** 2
             pivots.append(j)
+            _check_semidefinite(d.min(), d_max)
         r = len(pivots)
         self.method_ = "pivoted_cholesky"
         self.pivots_ = np.asarray(pivots)
@@ -138,8 +155,7 @@ class KernelModelSpec(ModelSpec):
         raise NotImplementedError
 
     def kernel_values(self, A, B):
-        if callable(self.estimator.kernel):
-            return self.estimator.kernel(A, B)
+        """``K(A, B)`` exactly as the estimator evaluates its kernel."""
         return pairwise_kernels(
             A, B, metric=self.estimator.kernel, filter_params=True, **self._kernel_params()
         )
@@ -217,9 +233,11 @@ class KernelRidgeSpec(KernelModelSpec):
         self.prediction = Prediction("raw")
 
     def _kernel_params(self):
+        # KernelRidge._get_kernel: a callable kernel gets kernel_params and is
+        # called on pairs of rows; a named one gets gamma / degree / coef0 only
         est = self.estimator
-        if est.kernel_params:
-            return dict(est.kernel_params)
+        if callable(est.kernel):
+            return dict(est.kernel_params or {})
         return {"gamma": est.gamma, "degree": est.degree, "coef0": est.coef0}
 
     def dual_coefficients(self):
@@ -241,6 +259,12 @@ class _LibsvmKernelSpec(KernelModelSpec):
         est = self.estimator
         return {"gamma": est._gamma, "degree": est.degree, "coef0": est.coef0}
 
+    def kernel_values(self, A, B):
+        # libsvm calls a callable kernel on whole matrices: kernel(X, X_fit)
+        if callable(self.estimator.kernel):
+            return np.asarray(self.estimator.kernel(A, B), dtype=float)
+        return super().kernel_values(A, B)
+
     def dual_coefficients(self):
         est = self.estimator
         beta = np.zeros((self._train_features.shape[0], 1))
@@ -256,10 +280,6 @@ class KernelSVCSpec(_LibsvmKernelSpec):
         super().__init__(est, temperature=temperature)
         self.classes_ = est.classes_
         self.train_loss = self.test_loss = SmoothedHinge(self.temperature)
-
-    def row_weights(self, y, sample_weight):
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-        return self.row_scale * w * np.asarray(self.estimator.class_weight_)[self.class_index(y)]
 
 
 class KernelSVRSpec(_LibsvmKernelSpec):

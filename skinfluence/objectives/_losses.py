@@ -285,6 +285,39 @@ class SmoothedHinge(PointwiseLoss):
         return xp.where(s * z < 1.0, -s, 0.0)
 
 
+class OvRClassWeighted(PointwiseLoss):
+    r"""A one-vs-rest loss with ``SGDClassifier``'s multiclass class weights.
+
+    Output ``k`` is the binary problem "class k against the rest"; scikit-learn
+    weights its positive rows by ``c_k`` and its negative rows by 1, so with
+    one-hot ``y``
+
+    ``l = sum_k (1 + (c_k - 1) y_k) l_k(y_k, z_k)``
+
+    for a loss ``l_k`` that is a sum over outputs (diagonal Hessian).
+    """
+
+    def __init__(self, loss: PointwiseLoss, class_weight):
+        self.loss = loss
+        self.class_weight = class_weight
+
+    def output_weights(self, y):
+        """``1 + (c_k - 1) y_k``, shape (n, K)."""
+        return 1.0 + (self.class_weight[None, :] - 1.0) * y
+
+    def value(self, y, z):
+        xp = get_namespace(z)
+        c = self.output_weights(y)
+        cols = [self.loss.value(y[:, k : k + 1], z[:, k : k + 1]) for k in range(z.shape[1])]
+        return xp.sum(c * xp.stack(cols, axis=1), axis=1)
+
+    def gradient(self, y, z):
+        return self.output_weights(y) * self.loss.gradient(y, z)
+
+    def hessian(self, y, z):
+        return self.output_weights(y)[:, :, None] * self.loss.hessian(y, z)
+
+
 class Huber(PointwiseLoss):
     r"""``SGDRegressor(loss="huber")``: with ``r = y - z``,
     ``l = r^2 / 2`` for ``|r| <= epsilon`` and ``epsilon |r| - epsilon^2 / 2``
@@ -402,9 +435,10 @@ class Prediction(PointwiseLoss):
 
     ``kind="raw"``: ``z_k`` (decision function or linear prediction);
     ``"exp"``: ``exp(z_k)`` (log-link regressors); ``"sigmoid"``:
-    ``sigmoid(z_k)``; ``"softmax"``: ``softmax(z)_k``; ``"ovr"``: the
-    normalised one-vs-rest probability. ``y`` one-hot (or a single column of
-    ones) selects the output ``k`` of each row.
+    ``sigmoid(y z)`` with ``y = +1`` (class 1) or ``-1`` (class 0);
+    ``"softmax"``: ``softmax(z)_k``; ``"ovr"``: the normalised one-vs-rest
+    probability. Otherwise ``y`` one-hot (or a single column of ones) selects
+    the output ``k`` of each row.
     """
 
     def __init__(self, kind: str):
@@ -423,7 +457,8 @@ class Prediction(PointwiseLoss):
         elif self.kind == "exp":
             out = xp.exp(z)
         elif self.kind == "sigmoid":
-            out = _sigmoid(z, xp)
+            # y = +1 / -1 selects P(class 1) = sigmoid(z) or P(class 0) = sigmoid(-z)
+            return xp.sum(_sigmoid(y * z, xp), axis=1)
         else:
             out = self._probs(z, xp)
         return xp.sum(y * out, axis=1)

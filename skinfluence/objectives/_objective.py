@@ -107,9 +107,21 @@ class Objective:
     regularizer : Regularizer
     strength : float, ``lambda_0``
     shares : array of shape (n,) or None, ``s_i``
+    reweighting : ClassReweighting or None
+        Class weights that removing a row changes (``class_weight="balanced"``).
     """
 
-    def __init__(self, design, loss, targets, weights, regularizer, strength=1.0, shares=None):
+    def __init__(
+        self,
+        design,
+        loss,
+        targets,
+        weights,
+        regularizer,
+        strength=1.0,
+        shares=None,
+        reweighting=None,
+    ):
         self.design = design
         self.loss = loss
         self.targets = targets
@@ -117,6 +129,7 @@ class Objective:
         self.regularizer = regularizer
         self.strength = float(strength)
         self.shares = shares
+        self.reweighting = reweighting
         self.xp = design.xp
 
     @property
@@ -246,8 +259,22 @@ class ObjectiveState:
         return data + obj.total_strength * rnorm
 
     def row_gradients(self) -> RowGradients:
-        """Gradients ``g_i`` of the removable terms ``F_i``."""
-        return RowGradients(self.design, self.U, self.objective.shares, self.penalty_gradient)
+        """Gradients ``g_i`` of the removable terms ``F_i``: what leave-one-out
+        retraining removes from ``grad F``, penalty shares and class weights
+        that depend on the rows included."""
+        xp = self.xp
+        obj = self.objective
+        U, coef, vecs = self.U, [], []
+        if obj.shares is not None:
+            coef.append(obj.shares[:, None])
+            vecs.append(self.penalty_gradient[:, None])
+        if obj.reweighting is not None:
+            U, C, V = obj.reweighting.correction(self.design, U)
+            coef.append(C)
+            vecs.append(V)
+        if not coef:
+            return RowGradients(self.design, U)
+        return RowGradients(self.design, U, xp.concat(coef, axis=1), xp.concat(vecs, axis=1))
 
     def stationarity(self) -> float:
         """``||grad F|| / sum_i ||g_i||``: about 0 at the optimum; the relative
@@ -262,23 +289,69 @@ class ObjectiveState:
         return float(xp.sqrt(xp.sum(g * g))) / scale
 
 
+class ClassReweighting:
+    r"""Class weights that depend on the training rows (``class_weight="balanced"``).
+
+    Balanced weights are ``c_k = S / (K S_k)`` with ``S`` the total and
+    ``S_k`` class ``k``'s count (or sample weight). Removing row ``i`` changes
+    every class's weight by ``delta[i, k] = c_k - c_k^{(-i)}``, so the term it
+    removes from ``grad F`` gains, beyond its own ``A_i^T u_i``,
+
+    .. math::  \sum_k \delta_{ik} \big(L_k - [y_i = k] A_i^T u^c_i / c_k\big),
+               \qquad L_k = \sum_{j: y_j = k} A_j^T u^c_j / c_k,
+
+    where ``u^c`` is the part of ``u`` scaled by the class weight: all of
+    ``u_i`` for row weights, output ``y_i`` only for one-vs-rest output
+    weights (``SGDClassifier``). A rank-``K`` correction.
+
+    Parameters
+    ----------
+    onehot : array (n, n_classes)
+    class_weight : array (n_classes,), ``c_k``
+    delta : array (n, n_classes)
+    per_output : bool
+        Class weights scale output ``k`` of class-``k`` rows only.
+    """
+
+    def __init__(self, onehot, class_weight, delta, per_output=False):
+        self.onehot = onehot
+        self.class_weight = class_weight
+        self.delta = delta
+        self.per_output = per_output
+
+    def correction(self, design, U):
+        """``(U', C, V)`` with ``g_i = A_i^T u'_i + C_i V^T``."""
+        xp = design.xp
+        Uc = U * self.onehot if self.per_output else U
+        scaled = self.onehot / self.class_weight[None, :]  # [y_j = k] / c_k
+        V = xp.stack(
+            [design.backward(Uc * scaled[:, k : k + 1]) for k in range(scaled.shape[1])], axis=1
+        )
+        own = xp.sum(self.delta * scaled, axis=1)  # delta_{i, y_i} / c_{y_i}
+        return U - own[:, None] * Uc, self.delta, V
+
+
 class RowGradients:
-    """Per-row gradients ``g_i = A_i^T u_i + s_i r`` of the removable terms,
+    """Per-row gradients ``g_i = A_i^T u_i + C_i V^T`` of the removable terms,
     kept factored (never an ``n x n_params`` matrix unless asked for).
+
+    The low-rank part holds what removing a row changes in the rest of the
+    objective: its share of a mean-loss penalty (``C_i = s_i``, ``V = R theta``)
+    and row-dependent class weights (:class:`ClassReweighting`).
 
     Parameters
     ----------
     design : BlockDesign
     U : array (n, K), ``u_i``
-    shares : array (n,) or None, ``s_i``
-    r : array (n_params,), ``R theta``
+    coef : array (n, q) or None, ``C``
+    vecs : array (n_params, q) or None, ``V``
     """
 
-    def __init__(self, design, U, shares, r):
+    def __init__(self, design, U, coef=None, vecs=None):
         self.design = design
         self.U = U
-        self.shares = shares
-        self.r = r
+        self.coef = coef
+        self.vecs = vecs
         self.xp = design.xp
 
     def dot(self, V):
@@ -286,19 +359,23 @@ class RowGradients:
         xp = self.xp
         AV = self.design.forward(V)  # (n, K, m)
         out = xp.sum(self.U[:, :, None] * AV, axis=1)
-        if self.shares is not None:
-            out = out + self.shares[:, None] * (self.r @ V)[None, :]
+        if self.coef is not None:
+            out = out + self.coef @ (self.vecs.T @ V)
         return out
 
     def dense(self):
         """``G`` with rows ``g_i``, shape (n, n_params)."""
         G = self.design.expand(self.U).T
-        if self.shares is not None:
-            G = G + self.shares[:, None] * self.r[None, :]
+        if self.coef is not None:
+            G = G + self.coef @ self.vecs.T
         return G
+
+    def with_U(self, U) -> RowGradients:
+        """The same low-rank part with other ``u_i``."""
+        return RowGradients(self.design, U, self.coef, self.vecs)
 
     def take(self, rows) -> RowGradients:
         xp = self.xp
         idx = xp.asarray(np.asarray(to_numpy(rows), dtype=np.int64))
-        shares = None if self.shares is None else xp.take(self.shares, idx, axis=0)
-        return RowGradients(self.design.take(rows), xp.take(self.U, idx, axis=0), shares, self.r)
+        coef = None if self.coef is None else xp.take(self.coef, idx, axis=0)
+        return RowGradients(self.design.take(rows), xp.take(self.U, idx, axis=0), coef, self.vecs)

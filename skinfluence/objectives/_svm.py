@@ -18,7 +18,6 @@ SVC (linear)   ``C sum_i s_i c_{y_i} hinge(y_i, z_i) + ||w||^2 / 2`` (binary)
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.svm import LinearSVC, LinearSVR
 
 from ._estimators import ModelSpec
@@ -38,6 +37,10 @@ def _liblinear_intercept_penalty(est):
 
 class LinearSVCSpec(ModelSpec):
     is_classifier = True
+    # liblinear: "balanced" counts sample weights; one-vs-rest problem k
+    # weights its positive rows by c_k and the rest by 1
+    class_weight_with_sample_weight = True
+    per_output_class_weight = True
 
     def __init__(self, est, *, temperature=None):
         super().__init__(est, temperature=temperature)
@@ -101,11 +104,6 @@ class LinearKernelSVCSpec(ModelSpec):
         self.coef_penalty = 1.0
         self.train_loss = self.test_loss = SmoothedHinge(self.temperature)
         self.prediction = Prediction("raw")
-
-    def row_weights(self, y, sample_weight):
-        # libsvm stores class weights in class_weight_ (C per class)
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-        return self.row_scale * w * np.asarray(self.estimator.class_weight_)[self.class_index(y)]
 
 
 LINEAR_SVM_SPECS = {LinearSVC: LinearSVCSpec, LinearSVR: LinearSVRSpec}

@@ -21,8 +21,61 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import to_numpy
+from .._backend import asarray, to_numpy
 from ._base import InverseHessian
+
+
+def hinge_kkt(state, margin_tol: float = 1e-3, damping: float = 0.0):
+    """Split the rows of a single-output hinge-type fit at its kink and solve
+    for the margin rows' multipliers.
+
+    Returns
+    -------
+    dict with ``margin`` (row indices), ``bound_gradient`` (``u_i`` of rows
+    past the kink, 0 elsewhere), ``Psi`` (margin rows' design, (m, P)), ``R``
+    (the damped penalty matrix), ``multipliers`` (least-squares ``nu``) and
+    ``residual``: ``||R theta + sum_B u_i psi_i + Psi^T nu||`` relative to
+    ``sum_i |u_i| ||psi_i||``, about 0 at a hinge optimum.
+    """
+    xp = state.xp
+    obj = state.objective
+    design = state.design
+    if design.n_outputs != 1:
+        raise ValueError("the active-set hinge method needs a single-output model")
+    loss = obj.loss
+    y, z = obj.targets, state.z
+    dist = to_numpy(loss.kink_distance(y, z))[:, 0]
+    margin = np.flatnonzero(dist <= margin_tol)
+    # bound rows: constant gradient u_i = w_i * l'(z_i) off the kink
+    sub = loss.subgradient(y, z)[:, 0] * obj.weights
+    on_margin = np.zeros(design.n_samples, dtype=bool)
+    on_margin[margin] = True
+    bound = xp.where(xp.asarray(on_margin), 0.0, sub)
+    R = obj.total_strength * obj.regularizer.to_dense()
+    if damping:
+        R = R + damping * xp.eye(R.shape[0], dtype=R.dtype)
+    Psi = design.take(margin).expand(xp.ones((margin.size, 1), dtype=R.dtype)).T
+    stationary = obj.total_strength * obj.regularizer.matvec(state.theta)
+    stationary = stationary + design.backward(bound[:, None])
+    if margin.size:
+        # small (m x P) least-squares problem; NumPy's lstsq copes with
+        # dependent margin rows, which the array API has no routine for
+        nu_np = np.linalg.lstsq(to_numpy(Psi).T, -to_numpy(stationary), rcond=None)[0]
+        nu = asarray(nu_np, xp)
+        leftover = stationary + Psi.T @ nu
+    else:
+        nu, leftover = xp.zeros(0, dtype=R.dtype), stationary
+    scale = xp.sum(xp.abs(obj.weights) * xp.sqrt(design.row_sq_norms()))
+    residual = float(xp.sqrt(xp.sum(leftover * leftover))) / (float(scale) + 1e-300)
+    return {
+        "margin": margin,
+        "bound_gradient": bound,
+        "Psi": Psi,
+        "R": R,
+        "multipliers": nu,
+        "residual": residual,
+        "n_bound": int(np.sum(to_numpy(sub) != 0) - np.sum(to_numpy(sub)[margin] != 0)),
+    }
 
 
 class ActiveSetInverse(InverseHessian):
@@ -43,42 +96,34 @@ class ActiveSetInverse(InverseHessian):
     def __init__(self, operator, margin_tol: float = 1e-3):
         super().__init__(operator)
         xp = self.xp
-        state = operator.state
-        obj = state.objective
-        design = state.design
-        if design.n_outputs != 1:
-            raise ValueError("the active-set hinge method needs a single-output model")
-        loss = obj.loss
-        y, z = obj.targets, state.z
-        dist = to_numpy(loss.kink_distance(y, z))[:, 0]
-        margin = np.flatnonzero(dist <= margin_tol)
+        kkt = hinge_kkt(operator.state, margin_tol, operator.damping)
+        margin, Psi, R = kkt["margin"], kkt["Psi"], kkt["R"]
         self.margin_rows = margin
-        # bound rows: constant gradient u_i = w_i * l'(z_i) off the kink
-        sub = loss.subgradient(y, z)[:, 0] * obj.weights
-        on_margin = np.zeros(design.n_samples, dtype=bool)
-        on_margin[margin] = True
-        self.bound_gradient = xp.where(xp.asarray(on_margin), 0.0, sub)
-        R = obj.total_strength * obj.regularizer.to_dense()
-        if operator.damping:
-            R = R + operator.damping * xp.eye(R.shape[0], dtype=R.dtype)
-        Psi = design.take(margin).expand(xp.ones((margin.size, 1), dtype=R.dtype)).T
+        self.bound_gradient = kkt["bound_gradient"]
+        self.multipliers = nu = kkt["multipliers"]
         P, m = R.shape[0], margin.size
-        kkt = xp.concat(
+        system = xp.concat(
             [
                 xp.concat([R, Psi.T], axis=1),
                 xp.concat([Psi, xp.zeros((m, m), dtype=R.dtype)], axis=1),
             ],
             axis=0,
         )
-        self._kkt_inv = xp.linalg.inv(kkt)
+        try:
+            self._kkt_inv = xp.linalg.inv(system)
+        except np.linalg.LinAlgError as err:
+            raise ValueError(
+                f"the {m} margin support vectors are linearly dependent in the model's "
+                f"{P}-dimensional feature space, so the active-set (t -> 0) hinge "
+                "influence is undefined. Use hinge='smoothed', or a kernel whose feature "
+                "space separates the support vectors."
+            ) from err
         U = self._kkt_inv[P:, P:]
-        # multipliers from stationarity, in the least-squares sense
-        residual = R @ state.theta + design.backward(self.bound_gradient[:, None])
-        nu = xp.linalg.solve(Psi @ Psi.T, -(Psi @ residual)) if m else xp.zeros(0)
-        self.multipliers = nu
         self._margin_scale = -nu / xp.linalg.diagonal(U) if m else nu
         self.n_params = P
-        self.report.details.update(margin_rows=int(m), bound_rows=int(np.sum(to_numpy(sub) != 0)))
+        self.report.details.update(
+            margin_rows=int(m), bound_rows=kkt["n_bound"], kkt_residual=kkt["residual"]
+        )
 
     def solve(self, B):
         """``S B``: the constrained inverse applied to gradients."""

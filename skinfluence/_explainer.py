@@ -206,14 +206,22 @@ class InfluenceExplainer(BaseEstimator):
             )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, Xf, dtype=np.float64)
-        xp = _resolve_namespace(self.device, Xf)
-        self.spec_ = spec
-        self.xp_ = xp
         self.feature_map_ = feature_map
-        self.n_train_ = Xf.shape[0]
         self._X_features = Xf
         self._y = y
         self._sample_weight = sample_weight
+        self._build()
+        return self
+
+    def _build(self):
+        """Objective, solver and row gradients from the stored training features."""
+        _, final = split_pipeline(self.estimator)
+        Xf, y, sample_weight = self._X_features, self._y, self._sample_weight
+        spec = spec_for(final, temperature=self.temperature)
+        xp = _resolve_namespace(self.device, Xf)
+        self.spec_ = spec
+        self.xp_ = xp
+        self.n_train_ = Xf.shape[0]
         spec.prepare(Xf)
         theta = asarray(spec.theta(), xp)
         self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
@@ -229,7 +237,26 @@ class InfluenceExplainer(BaseEstimator):
             self._row_gradients = RowGradients(self.state_.design, bound)
         if self.approximation == "newton":
             self._row_gradients = self._newton_row_gradients()
-        return self
+
+    #: fitted attributes rebuilt from the training features on unpickling
+    #: (they hold array namespaces, which are modules and cannot be pickled)
+    _REBUILT = ("spec_", "xp_", "n_train_", "objective_", "state_", "stationarity_")
+    _REBUILT += ("solver_", "_row_gradients")
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        fitted = "solver_" in state
+        state = {k: v for k, v in state.items() if k not in self._REBUILT}
+        state["_pickled_fitted"] = fitted
+        return state
+
+    def __setstate__(self, state):
+        fitted = state.pop("_pickled_fitted", False)
+        super().__setstate__(state)
+        if fitted:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotAtOptimumWarning)  # said at fit time
+                self._build()
 
     def _features(self, X, feature_map, final):
         if feature_map is not None:

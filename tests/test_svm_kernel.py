@@ -458,7 +458,7 @@ def test_agreement_display_from_result():
     plt.close("all")
 
 
-# ------------------------------------------------------ known problems
+# ------------------------------------- kernel conventions and refusals
 def test_kernel_ridge_callable_kernel():
     X, y, _, _ = diabetes()
     X, y = X[:60], y[:60]

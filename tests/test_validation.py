@@ -401,3 +401,22 @@ def test_agreement_statistics():
     assert 0.0 < noisy.pearson < 1.0
     for degenerate in (agreement(np.ones(10), p[0]), agreement(p[0, :2], p[1, :2])):
         assert np.isnan(degenerate.pearson) and np.isnan(degenerate.slope)
+
+
+# ------------------------------------------------------------- pickling
+
+
+@pytest.mark.parametrize("approximation", ["influence", "newton"])
+def test_fitted_explainer_survives_pickling(approximation, binary):
+    """A pickled explainer answers exactly as the original (its solver is
+    rebuilt from the stored training features on load)."""
+    import pickle
+
+    X, y, est = binary
+    exp = InfluenceExplainer(est, approximation=approximation).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(exp))
+    np.testing.assert_array_equal(loaded.influence(X[:4], y[:4]), exp.influence(X[:4], y[:4]))
+    np.testing.assert_array_equal(loaded.self_influence(), exp.self_influence())
+    unfitted = pickle.loads(pickle.dumps(InfluenceExplainer(est)))
+    with pytest.raises(NotFittedError):
+        unfitted.self_influence()

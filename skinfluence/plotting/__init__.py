@@ -1,6 +1,6 @@
 """Displays in scikit-learn's style (matplotlib is imported when plotting)."""
 
-from ._agreement import AgreementDisplay as AgreementDisplay
+from ._agreement import AgreementDisplay
 from ._review import ReviewCurveDisplay
 
-__all__ = ["ReviewCurveDisplay"]
+__all__ = ["AgreementDisplay", "ReviewCurveDisplay"]

@@ -14,7 +14,15 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.utils.validation import check_array, validate_data
 
-from ._backend import asarray, block_slices, get_namespace, is_numpy, rows_per_block, to_numpy
+from ._backend import (
+    asarray,
+    block_slices,
+    get_namespace,
+    is_numpy,
+    is_sparse,
+    rows_per_block,
+    to_numpy,
+)
 from .objectives import RowGradients
 from .objectives._registry import spec_for
 from .solvers import SOLVERS, HessianOperator
@@ -237,6 +245,16 @@ class InfluenceExplainer(BaseEstimator):
             self._row_gradients = RowGradients(self.state_.design, bound)
         if self.approximation == "newton":
             self._row_gradients = self._newton_row_gradients()
+        if self._materialize_gradients():
+            self._row_gradients = self._row_gradients.materialized()
+
+    def _materialize_gradients(self) -> bool:
+        """Hold the training gradients ``G`` (n_train x n_params) when they fit
+        in one memory block: influence is then a single GEMM per block, with
+        no per-row scaling pass."""
+        design = self.state_.design
+        dense = not any(is_sparse(B) for B in design.blocks)
+        return dense and self.n_train_ * design.n_params * 8 <= self.max_block_bytes
 
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
@@ -396,40 +414,47 @@ class InfluenceExplainer(BaseEstimator):
         return design, func, asarray(Y, self.xp_)
 
     def _test_gradients(self, design, func, Y, rows):
-        """Test-function gradients ``[grad L(z_j)]`` for rows ``rows``: (n_params, b)."""
-        xp = self.xp_
-        idx = np.arange(rows.start, rows.stop)
-        sub = design.take(idx)
-        Yb = xp.take(Y, xp.asarray(idx), axis=0)
-        return sub.expand(func.gradient(Yb, sub.predict(self.state_.theta)))
+        """Test-function gradients ``[grad L(z_j)]`` for a slice ``rows``: (n_params, b)."""
+        sub = design.take(rows)
+        return sub.expand(func.gradient(Y[rows, ...], sub.predict(self.state_.theta)))
 
     def _factors(self, G):
-        """``H^{-1} G`` (and, for the active-set hinge, the margin rows' part)."""
-        F = self.solver_.solve(G)
+        """``-H^{-1} G`` (and, for the active-set hinge, the margin rows' part
+        ``-T^T G``): the test side of the influence, solved once per test block."""
+        F = -self.solver_.solve(G)
         if isinstance(self.solver_, ActiveSetInverse):
-            return F, self.solver_.margin_solve(G)
+            return F, -self.solver_.margin_solve(G)
         return F, None
 
-    def _row_block(self, factors, idx):
-        """Influence of training rows ``idx`` on the rows behind ``factors``: (m, len(idx))."""
+    def _row_block(self, factors, rows, out=None):
+        """Influence of training rows ``rows`` (a slice) on the test rows behind
+        ``factors``, transposed: (n_rows, m); written into ``out`` if given."""
         xp = self.xp_
         F, margin = factors
-        block = -self._row_gradients.take(idx).dot(F).T
+        grads = self._row_gradients.take(rows)
+        if out is not None and grads.matrix is not None and is_numpy(xp):
+            block = np.matmul(grads.matrix, F, out=out)  # one GEMM, no temporaries
+        else:
+            block = grads.dot(F)
         if margin is not None:
-            rows = self.solver_.margin_rows
-            hit = np.flatnonzero((rows >= idx[0]) & (rows <= idx[-1]))
+            margin_rows = self.solver_.margin_rows
+            hit = np.flatnonzero((margin_rows >= rows.start) & (margin_rows < rows.stop))
             if hit.size:
-                select = np.zeros((len(idx), hit.size))
-                select[rows[hit] - idx[0], np.arange(hit.size)] = 1.0
+                n_rows = rows.stop - rows.start
+                select = np.zeros((n_rows, hit.size))
+                select[margin_rows[hit] - rows.start, np.arange(hit.size)] = 1.0
                 scale = xp.take(self.solver_._margin_scale, xp.asarray(hit), axis=0)
                 part = xp.take(margin, xp.asarray(hit), axis=0) * scale[:, None]
-                block = block - (asarray(select, xp) @ part).T
+                block = block + asarray(select, xp) @ part
+        if out is not None and block is not out:
+            out[...] = block
         return block
 
-    def _blocks(self, X_test, y_test, target):
-        """Yield ``(test_rows, train_rows, block)`` of the influence matrix with
-        bounded memory; factors ``H^{-1} grad L`` are solved once per test block."""
-        design, func, Y = self._prepare_test(X_test, y_test, target)
+    def _blocks(self, test):
+        """Yield ``(test_rows, train_rows, factors)`` covering the influence
+        matrix in blocks of bounded memory; factors are solved once per test
+        block. ``test`` is what :meth:`_prepare_test` returns."""
+        design, func, Y = test
         n_test, n_train = design.n_samples, self.n_train_
         P = self.state_.n_params
         test_block = max(1, min(n_test, self._rows_budget(max(P, n_train))))
@@ -437,8 +462,7 @@ class InfluenceExplainer(BaseEstimator):
             factors = self._factors(self._test_gradients(design, func, Y, test_rows))
             width = factors[0].shape[1] * max(1, design.n_outputs)
             for train_rows in block_slices(n_train, max(1, self._rows_budget(width))):
-                idx = np.arange(train_rows.start, train_rows.stop)
-                yield test_rows, train_rows, self._row_block(factors, idx)
+                yield test_rows, train_rows, factors
 
     def _output(self, A):
         """NumPy for NumPy input (also after GPU work); the input's namespace otherwise."""
@@ -474,16 +498,12 @@ class InfluenceExplainer(BaseEstimator):
         """
         check_is_fitted(self, "solver_")
         xp = self.xp_
-        rows_out = []
-        current, parts = None, []
-        for test_rows, _, block in self._blocks(X_test, y_test, target):
-            if current is not None and test_rows != current:
-                rows_out.append(xp.concat(parts, axis=1))
-                parts = []
-            current = test_rows
-            parts.append(block)
-        rows_out.append(xp.concat(parts, axis=1))
-        return self._output(xp.concat(rows_out, axis=0))
+        test = self._prepare_test(X_test, y_test, target)
+        # filled transposed, so that each block of training rows is contiguous
+        out = xp.empty((self.n_train_, test[0].n_samples), dtype=xp.float64)
+        for test_rows, train_rows, factors in self._blocks(test):
+            self._row_block(factors, train_rows, out=out[train_rows, test_rows])
+        return self._output(out.T)
 
     def most_influential(self, X_test, y_test=None, k: int = 10, *, target: str = "loss"):
         """The ``k`` most harmful and most helpful training rows per test row,
@@ -498,8 +518,9 @@ class InfluenceExplainer(BaseEstimator):
         check_is_fitted(self, "solver_")
         k = int(min(k, self.n_train_))
         results = {}
-        for test_rows, train_rows, block in self._blocks(X_test, y_test, target):
-            B = to_numpy(block)
+        test = self._prepare_test(X_test, y_test, target)
+        for test_rows, train_rows, factors in self._blocks(test):
+            B = to_numpy(self._row_block(factors, train_rows)).T
             idx = np.arange(train_rows.start, train_rows.stop)
             key = (test_rows.start, test_rows.stop)
             best = results.setdefault(key, {"hi": None, "lo": None})
@@ -544,14 +565,11 @@ class InfluenceExplainer(BaseEstimator):
         out = []
         P = state.n_params
         for rows in block_slices(self.n_train_, self._rows_budget(4 * P)):
-            idx = np.arange(rows.start, rows.stop)
-            design = state.design.take(idx)
-            T = xp.take(T_all, xp.asarray(idx), axis=0)
-            Gt = design.expand(T)  # test-loss gradients (P, b)
+            Gt = state.design.take(rows).expand(T_all[rows, ...])  # test-loss gradients (P, b)
             if isinstance(self.solver_, ActiveSetInverse):
-                out.append(-xp.linalg.diagonal(self._row_block(self._factors(Gt), idx)))
+                out.append(-xp.linalg.diagonal(self._row_block(self._factors(Gt), rows)))
                 continue
-            Gg = self._row_gradients.take(idx).dense().T  # removable-term gradients
+            Gg = self._row_gradients.take(rows).dense().T  # removable-term gradients
             Wt = self.solver_.half_solve(Gt)
             if Wt is not None:
                 vals = xp.sum(Wt * self.solver_.half_solve(Gg), axis=0)
@@ -663,10 +681,10 @@ class InfluenceExplainer(BaseEstimator):
         K = design.n_outputs
         out = []
         for rows in block_slices(self.n_train_, self._rows_budget(2 * K * design.n_params)):
-            idx = np.arange(rows.start, rows.stop)
-            sub = design.take(idx)
+            sub = design.take(rows)
             eye = xp.eye(K, dtype=xp.float64)
-            cols = [sub.expand(xp.ones((len(idx), 1)) * eye[k : k + 1, :]) for k in range(K)]
+            ones = xp.ones((rows.stop - rows.start, 1), dtype=xp.float64)
+            cols = [sub.expand(ones * eye[k : k + 1, :]) for k in range(K)]
             half = [self.solver_.half_solve(C) for C in cols]
             if half[0] is not None:
                 M = [[xp.sum(half[a] * half[b], axis=0) for b in range(K)] for a in range(K)]

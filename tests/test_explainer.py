@@ -542,12 +542,18 @@ def test_influence_features_matches_finite_difference_refits(
         np.testing.assert_allclose(IF[:, c] @ d, fd, rtol=tol, atol=tol * np.abs(fd).max())
 
 
-def test_most_influential_matches_argsort(family, oracle):
-    case = family("logreg-multi-newton-cg")
+@pytest.mark.parametrize(
+    "name", ["logreg-multi-newton-cg", "logreg-bin-balanced", "sgdclf-log-loss"]
+)
+def test_most_influential_matches_argsort(name, family, oracle):
+    case = family(name)
     Xt, yt = case.X[:7], case.y[:7]
-    # a tiny memory budget forces blocks over test and training rows
+    # a tiny memory budget forces blocks over test and training rows and keeps
+    # the training gradients factored; the default budget holds them as a matrix
     exp = InfluenceExplainer(case.estimator, max_block_bytes=2_000).fit(case.X, case.y)
-    full = InfluenceExplainer(case.estimator).fit(case.X, case.y).influence(Xt, yt)
+    default = InfluenceExplainer(case.estimator).fit(case.X, case.y)
+    assert exp._row_gradients.matrix is None and default._row_gradients.matrix is not None
+    full = default.influence(Xt, yt)
     np.testing.assert_allclose(exp.influence(Xt, yt), full, rtol=1e-12, atol=1e-15)
     k = 6
     top = exp.most_influential(Xt, yt, k)

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .._backend import asarray, to_numpy
+from .._backend import asarray, dense_rows, to_numpy
 
 
 class Regularizer:
@@ -333,7 +333,7 @@ class ClassReweighting:
 
 class RowGradients:
     """Per-row gradients ``g_i = A_i^T u_i + C_i V^T`` of the removable terms,
-    kept factored (never an ``n x n_params`` matrix unless asked for).
+    kept factored (no ``n x n_params`` matrix unless :meth:`materialized`).
 
     The low-rank part holds what removing a row changes in the rest of the
     objective: its share of a mean-loss penalty (``C_i = s_i``, ``V = R theta``)
@@ -345,37 +345,70 @@ class RowGradients:
     U : array (n, K), ``u_i``
     coef : array (n, q) or None, ``C``
     vecs : array (n_params, q) or None, ``V``
+    matrix : array (n, n_params) or None
+        ``G`` itself, when materialised: products with it are one GEMM.
     """
 
-    def __init__(self, design, U, coef=None, vecs=None):
+    def __init__(self, design, U, coef=None, vecs=None, matrix=None):
         self.design = design
         self.U = U
         self.coef = coef
         self.vecs = vecs
+        self.matrix = matrix
         self.xp = design.xp
 
     def dot(self, V):
         """``[g_i . v_j]``: shape (n, m) for ``V`` of shape (n_params, m)."""
+        if self.matrix is not None:
+            return self.matrix @ V
         xp = self.xp
         AV = self.design.forward(V)  # (n, K, m)
-        out = xp.sum(self.U[:, :, None] * AV, axis=1)
+        if AV.shape[1] == 1:
+            out = self.U[:, 0:1] * AV[:, 0, :]
+        else:
+            out = xp.sum(self.U[:, :, None] * AV, axis=1)
         if self.coef is not None:
             out = out + self.coef @ (self.vecs.T @ V)
         return out
 
     def dense(self):
         """``G`` with rows ``g_i``, shape (n, n_params)."""
-        G = self.design.expand(self.U).T
+        if self.matrix is not None:
+            return self.matrix
+        xp = self.xp
+        blocks = [
+            dense_rows(B, xp) * self.U[:, k : k + 1] for k, B in enumerate(self.design.blocks)
+        ]
+        G = blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=1)  # row-major
         if self.coef is not None:
             G = G + self.coef @ self.vecs.T
         return G
+
+    def materialized(self) -> RowGradients:
+        """The same gradients holding ``G`` (n x n_params floats)."""
+        return RowGradients(self.design, self.U, self.coef, self.vecs, self.dense())
 
     def with_U(self, U) -> RowGradients:
         """The same low-rank part with other ``u_i``."""
         return RowGradients(self.design, U, self.coef, self.vecs)
 
     def take(self, rows) -> RowGradients:
+        """Rows ``rows``: a ``slice`` (views where possible) or indices."""
         xp = self.xp
-        idx = xp.asarray(np.asarray(to_numpy(rows), dtype=np.int64))
-        coef = None if self.coef is None else xp.take(self.coef, idx, axis=0)
-        return RowGradients(self.design.take(rows), xp.take(self.U, idx, axis=0), coef, self.vecs)
+        if isinstance(rows, slice):
+
+            def pick(A):
+                return A[rows, ...]
+        else:
+            idx = xp.asarray(np.asarray(to_numpy(rows), dtype=np.int64))
+
+            def pick(A):
+                return xp.take(A, idx, axis=0)
+
+        return RowGradients(
+            self.design.take(rows),
+            pick(self.U),
+            None if self.coef is None else pick(self.coef),
+            self.vecs,
+            None if self.matrix is None else pick(self.matrix),
+        )

@@ -110,7 +110,8 @@ def take_rows(A, rows, xp):
     """Rows ``rows`` of ``A``: a ``slice`` (a view where the format allows) or
     integer indices (a copy)."""
     if isinstance(rows, slice):
-        return A[rows]
+        # the trailing ellipsis: the array API indexes every axis explicitly
+        return A[rows] if sp.issparse(A) else A[rows, ...]
     rows = np.asarray(to_numpy(rows), dtype=np.int64)
     if sp.issparse(A):
         return A[rows]

@@ -17,6 +17,7 @@ from sklearn_compat.utils.validation import check_array, validate_data
 from ._backend import (
     asarray,
     block_slices,
+    dense_rows,
     get_namespace,
     is_numpy,
     is_sparse,
@@ -238,6 +239,7 @@ class InfluenceExplainer(BaseEstimator):
         self._warn_if_not_optimal(final)
         self.solver_ = self._make_solver()
         self._row_gradients = self.state_.row_gradients()
+        self._leverage_cache = None
         if isinstance(self.solver_, ActiveSetInverse):
             # bound rows keep their full hinge gradient; margin rows are handled
             # exactly by the KKT system (see _row_block)
@@ -259,7 +261,7 @@ class InfluenceExplainer(BaseEstimator):
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
     _REBUILT = ("spec_", "xp_", "n_train_", "objective_", "state_", "stationarity_")
-    _REBUILT += ("solver_", "_row_gradients")
+    _REBUILT += ("solver_", "_row_gradients", "_leverage_cache")
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -312,6 +314,10 @@ class InfluenceExplainer(BaseEstimator):
             return to_device_sparse(A, xp)
         if isinstance(A, np.ndarray):
             return asarray(A, xp)
+        if get_namespace(A) is not xp:
+            # test rows from another library than the training rows: the work
+            # stays where the explainer was fitted
+            return asarray(to_numpy(A), xp)
         return A
 
     @staticmethod
@@ -559,24 +565,10 @@ class InfluenceExplainer(BaseEstimator):
         """
         check_is_fitted(self, "solver_")
         xp = self.xp_
-        state = self.state_
-        spec = self.spec_
-        T_all = spec.test_loss.gradient(self.objective_.targets, state.z)
-        out = []
-        P = state.n_params
-        for rows in block_slices(self.n_train_, self._rows_budget(4 * P)):
-            Gt = state.design.take(rows).expand(T_all[rows, ...])  # test-loss gradients (P, b)
-            if isinstance(self.solver_, ActiveSetInverse):
-                out.append(-xp.linalg.diagonal(self._row_block(self._factors(Gt), rows)))
-                continue
-            Gg = self._row_gradients.take(rows).dense().T  # removable-term gradients
-            Wt = self.solver_.half_solve(Gt)
-            if Wt is not None:
-                vals = xp.sum(Wt * self.solver_.half_solve(Gg), axis=0)
-            else:
-                vals = xp.sum(Gt * self.solver_.solve(Gg), axis=0)
-            out.append(vals)
-        return self._output(xp.concat(out, axis=0))
+        # the test-loss gradient of row i is A_i^T t_i, so
+        # -influence[i, i] = t_i . (A_i H^{-1} g_i)
+        T = self.spec_.test_loss.gradient(self.objective_.targets, self.state_.z)
+        return self._output(xp.sum(T * self._own_output_shifts(), axis=1))
 
     def training_loss(self):
         """Each training row's loss at the fitted model (the test loss of
@@ -602,6 +594,22 @@ class InfluenceExplainer(BaseEstimator):
         """
         return self.training_loss() + self.self_influence()
 
+    def leave_one_out_decision(self):
+        """Raw outputs of each training row under the model refitted without it.
+
+        ``z_i + A_i H^{-1} g_i`` (decision function, or linear predictor of a
+        regressor): the row's prediction by the approximate leave-one-out
+        model (Newton-corrected with ``approximation="newton"``), e.g. the
+        label a model that never saw row ``i`` would give it. With the
+        leverages ``M_i = A_i H^{-1} A_i^T`` this costs no extra solve per row.
+
+        Returns
+        -------
+        ndarray of shape (n_train, n_outputs)
+        """
+        check_is_fitted(self, "solver_")
+        return self._output(self.state_.z + self._own_output_shifts())
+
     def influence_params(self, rows=None):
         """Influence of training rows on the fitted parameters.
 
@@ -613,11 +621,19 @@ class InfluenceExplainer(BaseEstimator):
             ``-influence_params[i]``.
         """
         check_is_fitted(self, "solver_")
-        xp = self.xp_
         rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
+        return self._output(-self._parameter_shifts(rows).T)
+
+    def _parameter_shifts(self, rows):
+        """``H^{-1} g_i``: the parameter change of removing each of ``rows``
+        (indices or a slice), (n_params, n_rows); margin rows of the
+        active-set hinge move through the KKT system."""
+        xp = self.xp_
         G = self._row_gradients.take(rows).dense().T
-        shift = self.solver_.solve(G)  # parameter change on removal, (P, n_rows)
+        shift = self.solver_.solve(G)
         if isinstance(self.solver_, ActiveSetInverse):
+            if isinstance(rows, slice):
+                rows = np.arange(rows.start, rows.stop)
             margin = self.solver_.margin_rows
             pos = {int(r): k for k, r in enumerate(margin)}
             hit = [(c, pos[int(r)]) for c, r in enumerate(rows) if int(r) in pos]
@@ -626,7 +642,28 @@ class InfluenceExplainer(BaseEstimator):
                 select = np.zeros((len(margin), len(rows)))
                 select[ks, cols] = 1.0
                 shift = shift + self.solver_.margin_shifts() @ asarray(select, xp)
-        return self._output(-shift.T)
+        return shift
+
+    def _own_output_shifts(self):
+        """``A_i H^{-1} g_i``: how removing row ``i`` moves its own raw
+        outputs, (n_train, K). From the leverages ``M_i`` where they are cheap
+        (``M_i u_i`` plus the low-rank part), else from parameter shifts."""
+        xp = self.xp_
+        state = self.state_
+        design = state.design
+        grads = self._row_gradients
+        cheap = self._leverage_cache is not None or self.solver_.name == "exact"
+        if not isinstance(self.solver_, ActiveSetInverse) and (cheap or design.n_outputs == 1):
+            M = self._leverage_cache if self._leverage_cache is not None else self._leverages()
+            shift = xp.matmul(M, grads.U[:, :, None])[:, :, 0]
+            if grads.coef is not None:
+                AHV = design.forward(self.solver_.solve(grads.vecs))  # (n, K, q)
+                shift = shift + xp.sum(AHV * grads.coef[:, None, :], axis=2)
+            return shift
+        out = []
+        for rows in block_slices(self.n_train_, self._rows_budget(2 * state.n_params)):
+            out.append(design.take(rows).rowwise(self._parameter_shifts(rows).T))
+        return xp.concat(out, axis=0)
 
     def influence_features(self, X_test, y_test=None, rows=None, *, target: str = "loss"):
         r"""Perturbation influence ``I_pert`` (Koh & Liang, Eq. 5).
@@ -665,7 +702,9 @@ class InfluenceExplainer(BaseEstimator):
             Wk = theta[offs[k] : offs[k] + p]  # dz_k / dx
             Fk = F[offs[k] : offs[k] + p, :]  # (p, m)
             coef_term = xp.sum(AF * D[:, :, k, None], axis=1)  # (r, m): (A_i f)^T D_i e_k
-            term = coef_term[:, :, None] * Wk[None, None, :] + U[:, k, None, None] * Fk.T[None]
+            term = (
+                coef_term[:, :, None] * Wk[None, None, :] + U[:, k, None, None] * Fk.T[None, ...]
+            )
             result = term if result is None else result + term
         return self._output(-xp.permute_dims(result, (1, 0, 2)))
 
@@ -679,6 +718,9 @@ class InfluenceExplainer(BaseEstimator):
         xp = self.xp_
         design = self.state_.design
         K = design.n_outputs
+        if K > 1 and design.shared and self.solver_.name == "exact":
+            if design.n_params <= self.n_train_:
+                return self._shared_leverages()
         out = []
         for rows in block_slices(self.n_train_, self._rows_budget(2 * K * design.n_params)):
             sub = design.take(rows)
@@ -694,6 +736,29 @@ class InfluenceExplainer(BaseEstimator):
             out.append(xp.stack([xp.stack(r, axis=1) for r in M], axis=1))
         return xp.concat(out, axis=0)
 
+    def _shared_leverages(self):
+        """``M_i[a, b] = x_i^T (H^{-1})_{ab} x_i`` for a design shared by all
+        ``K`` outputs: from the explicit inverse (``P^3`` once) instead of ``K``
+        solves with ``n`` right-hand sides each (``K n P^2``)."""
+        xp = self.xp_
+        design = self.state_.design
+        K, p = design.n_outputs, design.sizes[0]
+        Hinv = self.solver_.solve(xp.eye(design.n_params, dtype=xp.float64))
+        X = design.blocks[0]
+        out = []
+        for rows in block_slices(self.n_train_, self._rows_budget(2 * K * p)):
+            Xb = dense_rows(X[rows, ...], xp)
+            entries = {}
+            for a in range(K):  # upper triangle b >= a; M_i is symmetric
+                Y = Xb @ Hinv[a * p : (a + 1) * p, a * p :]  # x_i^T (H^-1)_{a, b>=a}
+                Y = xp.reshape(Y, (Y.shape[0], K - a, p))
+                upper = xp.sum(Y * Xb[:, None, :], axis=2)  # (b, K - a)
+                for b in range(a, K):
+                    entries[a, b] = entries[b, a] = upper[:, b - a]
+            M = [xp.stack([entries[a, b] for b in range(K)], axis=1) for a in range(K)]
+            out.append(xp.stack(M, axis=1))
+        return xp.concat(out, axis=0)
+
     def _newton_row_gradients(self):
         r"""Row gradients ``g~_i`` with ``H^{-1} g~_i = (H - H_i)^{-1} g_i``.
 
@@ -707,6 +772,7 @@ class InfluenceExplainer(BaseEstimator):
         state = self.state_
         base = state.row_gradients()
         M = self._leverages()
+        self._leverage_cache = M
         D = state.D
         K = state.design.n_outputs
         U = base.U

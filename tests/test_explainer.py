@@ -716,3 +716,57 @@ def test_prediction_target_of_a_binary_classifier_follows_y_test(family):
     np.testing.assert_allclose(on_zero, -on_one, rtol=1e-10, atol=1e-14)
     no_label = exp.influence(Xt, target="prediction")  # the positive class
     np.testing.assert_allclose(no_label, on_one, rtol=1e-12)
+
+
+def test_multiclass_leverages_from_the_inverse_match_per_row_solves(family):
+    """The shared-design shortcut (explicit ``H^{-1}``, exact solver) gives the
+    same ``M_i = A_i H^{-1} A_i^T`` as per-row solves (conjugate gradients)."""
+    case = family("logreg-multi-newton-cg")
+    exact = InfluenceExplainer(case.estimator, solver="exact").fit(case.X, case.y)
+    cg = InfluenceExplainer(
+        case.estimator, solver="cg", solver_options={"tol": 1e-12, "max_iter": 2000}
+    ).fit(case.X, case.y)
+    M = exact.leverages()
+    K = exact.state_.design.n_outputs
+    assert M.shape == (len(case.y), K, K)
+    np.testing.assert_allclose(M, cg.leverages(), rtol=1e-7, atol=1e-10 * np.abs(M).max())
+    np.testing.assert_allclose(M, np.swapaxes(M, 1, 2), rtol=1e-10, atol=1e-14)
+
+
+def _raw_outputs(estimator, X):
+    out = (
+        estimator.decision_function(X)
+        if hasattr(estimator, "decision_function")
+        else estimator.predict(X)
+    )
+    return np.asarray(out, dtype=float).reshape(X.shape[0], -1)
+
+
+@pytest.mark.parametrize(
+    "name, approximation, rtol",
+    [
+        ("ridge-auto", "newton", 1e-7),  # exact for least squares
+        ("logreg-bin-newton-cg", "newton", 0.05),
+        ("logreg-multi-newton-cg", "newton", 0.05),
+        ("logreg-bin-balanced", "influence", 0.3),
+        ("sgdclf-log-loss", "newton", 0.05),
+    ],
+)
+def test_leave_one_out_decision_matches_refits(name, approximation, rtol, family, oracle):
+    """``leave_one_out_decision()[i]`` is the raw output on row ``i`` of the
+    estimator refitted without row ``i``: its change from the fitted output
+    matches real refits (exactly for least squares with the Newton step)."""
+    case = family(name)
+    exp = InfluenceExplainer(case.estimator, approximation=approximation)
+    exp.fit(case.X, case.y, sample_weight=case.sample_weight)
+    loo = exp.leave_one_out_decision()
+    fitted = _raw_outputs(case.estimator, case.X)
+    assert loo.shape == fitted.shape
+    rows = np.random.RandomState(0).choice(len(case.y), 4, replace=False)
+    for i in rows:
+        refit = oracle.refit_without(case.estimator, case.X, case.y, [i], case.sample_weight)
+        actual = _raw_outputs(refit, case.X[i : i + 1])[0] - fitted[i]
+        predicted = loo[i] - fitted[i]
+        np.testing.assert_allclose(
+            predicted, actual, rtol=rtol, atol=rtol * np.abs(actual).max(), err_msg=f"row {i}"
+        )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._backend import block_slices, dense_rows, to_numpy
+from .._backend import block_slices, to_numpy
 from .._explainer import InfluenceExplainer
 
 #: scoring methods, most to least recommended (see doc/cleaning.md)
@@ -131,36 +131,17 @@ class RowScorer:
         """Raw decisions ``(n, n_outputs)`` at the fitted model (``None``) or
         of the approximate leave-one-out models (``"influence"``, ``"newton"``).
 
-        Removing row ``i`` changes the parameters by about
-        ``-influence_params[i]``; its raw prediction moves by ``A_i`` times
-        that (``A_i`` the row's design block), evaluated block by block.
+        See :meth:`InfluenceExplainer.leave_one_out_decision`.
         """
         key = ("decisions", approximation)
         if key in self._cache:
             return self._cache[key]
         exp = self.explainer(approximation or "influence")
-        state = exp.state_
-        Z = np.asarray(to_numpy(state.z), dtype=float)
-        if approximation is not None:
-            design = state.design
-            K = design.n_outputs
-            P = design.n_params
-            dZ = np.empty_like(Z)
-            step = max(1, _BLOCK_BYTES // (8 * P * max(2, K)))
-            for rows in block_slices(exp.n_train_, step):
-                idx = np.arange(rows.start, rows.stop)
-                delta = -np.asarray(to_numpy(exp.influence_params(idx)))  # (b, P)
-                sub = design.take(idx)
-                if design.shared:  # one feature block for every output: (b, K, p) . (b, p)
-                    A = np.asarray(to_numpy(dense_rows(sub.blocks[0], exp.xp_)), dtype=float)
-                    dZ[idx] = np.einsum("bkp,bp->bk", delta.reshape(len(idx), K, -1), A)
-                    continue
-                for k in range(K):
-                    T = np.zeros((len(idx), K))
-                    T[:, k] = 1.0
-                    cols = np.asarray(to_numpy(sub.expand(exp.xp_.asarray(T))))  # (P, b)
-                    dZ[idx, k] = np.einsum("pb,bp->b", cols, delta)
-            Z = Z + dZ
+        if approximation is None:
+            Z = exp.state_.z
+        else:
+            Z = exp.leave_one_out_decision()
+        Z = np.asarray(to_numpy(Z), dtype=float)
         self._cache[key] = Z
         return Z
 

@@ -109,6 +109,15 @@ class BlockDesign:
             [sparse_t_matmul(B, G[:, k, :], xp) for k, B in enumerate(self.blocks)], axis=0
         )
 
+    def rowwise(self, V):
+        """``A_i v_i`` for one parameter vector per row, ``V`` (n, n_params): (n, K)."""
+        xp = self.xp
+        cols = []
+        for k, B in enumerate(self.blocks):
+            Vk = V[:, self.offsets[k] : self.offsets[k + 1]]
+            cols.append(xp.sum(dense_rows(B, xp) * Vk, axis=1))
+        return xp.stack(cols, axis=1)
+
     def expand(self, T):
         """Per-row gradient columns ``[A_i^T t_i]_i``: shape (n_params, n).
 

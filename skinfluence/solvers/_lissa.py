@@ -54,6 +54,9 @@ class LissaInverseHessian(InverseHessian):
         self.tol = tol
         self.verbose = verbose
         self._rng = check_random_state(random_state)
+        # every solve replays the same mini-batch sequence, so that a result
+        # does not depend on how many solves came before it
+        self._solve_seed = int(self._rng.randint(np.iinfo(np.int32).max))
         d = operator.diagonal()
         self._m = 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0))
         self.scale = scale if scale is not None else self._auto_scale()
@@ -82,11 +85,11 @@ class LissaInverseHessian(InverseHessian):
         margin = 1.1 if frac >= 1.0 else 1.1 + 1.0 * (1.0 - frac)
         return margin * lam
 
-    def _sample(self):
+    def _sample(self, rng):
         n = self.operator.n_samples
         if self.batch_size >= n:
             return None
-        return np.sort(self._rng.choice(n, self.batch_size, replace=False))
+        return np.sort(rng.choice(n, self.batch_size, replace=False))
 
     def solve(self, B):
         xp = self.xp
@@ -95,12 +98,13 @@ class LissaInverseHessian(InverseHessian):
         total = None
         worst_change = 0.0
         steps = 0
+        rng = np.random.RandomState(self._solve_seed)
         for _ in range(self.repeats):
             h = c
             prev = h
             change = np.inf
             for j in range(1, self.depth + 1):
-                h = c + h - self._S(h, self._sample()) / self.scale
+                h = c + h - self._S(h, self._sample(rng)) / self.scale
                 if j % 10 == 0:
                     hn = float(xp.max(xp.sqrt(xp.sum(h * h, axis=0))))
                     if not np.isfinite(hn) or hn > 1e12 * cnorm * self.depth:

@@ -9,7 +9,7 @@ $(BIN)/activate: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(BIN)/activate
 
-.PHONY: install demo test lint format bench
+.PHONY: install demo test test-oldest lint format bench
 install: $(BIN)/activate
 
 demo: install
@@ -19,6 +19,14 @@ test: install
 	$(BIN)/python -m ruff check skinfluence tests examples benchmarks
 	$(BIN)/python -m ruff format --check skinfluence tests examples benchmarks
 	$(BIN)/python -m pytest -n 2 -q
+
+# the oldest scikit-learn we support, in its own environment
+OLDEST := .venv-oldest
+test-oldest:
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet "scikit-learn==1.5.2" "numpy<2.1" -e ".[test]"
+	$(OLDEST)/bin/python -m pytest -n 2 -q -p no:cacheprovider --ignore=tests/test_examples.py
 
 lint: install
 	$(BIN)/python -m ruff check skinfluence tests examples benchmarks

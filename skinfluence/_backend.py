@@ -225,14 +225,3 @@ def cupy_namespace():
     if n == 0:
         raise RuntimeError("device='gpu' but no CUDA device is visible to CuPy.")
     return array_namespace(cupy.empty(0))
-
-
-def to_device_sparse(A, xp):
-    """A SciPy sparse matrix on the namespace's device (CuPy sparse on GPU)."""
-    if is_cupy(xp):
-        import cupyx.scipy.sparse as csp
-
-        return csp.csr_matrix(A)
-    raise TypeError(
-        f"sparse input is supported with NumPy and CuPy, not {xp.__name__}; pass a dense array."
-    )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral, Real
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -38,6 +40,12 @@ class NotAtOptimumWarning(UserWarning):
 EXACT_MAX_PARAMS = 4000
 
 
+#: a result array: NumPy for NumPy, pandas or SciPy input, else the input's
+#: array-API namespace (CuPy stays on the GPU)
+Array = Any
+Target = Literal["loss", "prediction"]
+
+
 def split_pipeline(estimator):
     """``(feature map or None, final estimator)``; earlier pipeline steps are a
     fixed feature map."""
@@ -50,6 +58,13 @@ def split_pipeline(estimator):
 
 def _resolve_namespace(device, X):
     """The array namespace the heavy work runs in."""
+    if is_sparse(X) and (device == "gpu" or not sp.issparse(X)):
+        # the sparse products of the design are SciPy's; their CuPy
+        # counterparts have not been validated on a device yet
+        raise ValueError(
+            "sparse input is supported on the CPU only: pass a SciPy sparse matrix with "
+            "device='cpu' (it stays sparse there), or a dense array for device='gpu'."
+        )
     if not sp.issparse(X) and not isinstance(X, np.ndarray):
         xp = get_namespace(X)
         if not is_numpy(xp):
@@ -186,7 +201,9 @@ class InfluenceExplainer(BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, sample_weight=None) -> InfluenceExplainer:
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> InfluenceExplainer:
         """Build the objective at the fitted parameters and factor its Hessian.
 
         Parameters
@@ -307,11 +324,7 @@ class InfluenceExplainer(BaseEstimator):
     def _to_xp(self, A):
         xp = self.xp_
         if sp.issparse(A):
-            if is_numpy(xp):
-                return A
-            from ._backend import to_device_sparse
-
-            return to_device_sparse(A, xp)
+            return A  # sparse work stays on the CPU (see _resolve_namespace)
         if isinstance(A, np.ndarray):
             return asarray(A, xp)
         if get_namespace(A) is not xp:
@@ -456,14 +469,20 @@ class InfluenceExplainer(BaseEstimator):
             out[...] = block
         return block
 
-    def _blocks(self, test):
+    def _blocks(self, test, *, output_held=False):
         """Yield ``(test_rows, train_rows, factors)`` covering the influence
         matrix in blocks of bounded memory; factors are solved once per test
-        block. ``test`` is what :meth:`_prepare_test` returns."""
+        block. ``test`` is what :meth:`_prepare_test` returns.
+
+        Unless the caller already holds the whole ``n_test x n_train`` output
+        (``output_held``), a test block is also small enough for its row of
+        ``n_train`` results to fit the budget."""
         design, func, Y = test
         n_test, n_train = design.n_samples, self.n_train_
         P = self.state_.n_params
-        test_block = max(1, min(n_test, self._rows_budget(max(P, n_train))))
+        # factors and test gradients: 2 P numbers per test row
+        per_test_row = 2 * P if output_held else max(2 * P, n_train)
+        test_block = max(1, min(n_test, self._rows_budget(per_test_row)))
         for test_rows in block_slices(n_test, test_block):
             factors = self._factors(self._test_gradients(design, func, Y, test_rows))
             width = factors[0].shape[1] * max(1, design.n_outputs)
@@ -480,7 +499,9 @@ class InfluenceExplainer(BaseEstimator):
         return sp.issparse(X) or isinstance(X, np.ndarray)
 
     # --------------------------------------------------------------- public
-    def influence(self, X_test, y_test=None, *, target: str = "loss"):
+    def influence(
+        self, X_test: ArrayLike, y_test: ArrayLike | None = None, *, target: Target = "loss"
+    ) -> Array:
         """Influence of every training row on each test row.
 
         Parameters
@@ -507,11 +528,18 @@ class InfluenceExplainer(BaseEstimator):
         test = self._prepare_test(X_test, y_test, target)
         # filled transposed, so that each block of training rows is contiguous
         out = xp.empty((self.n_train_, test[0].n_samples), dtype=xp.float64)
-        for test_rows, train_rows, factors in self._blocks(test):
+        for test_rows, train_rows, factors in self._blocks(test, output_held=True):
             self._row_block(factors, train_rows, out=out[train_rows, test_rows])
         return self._output(out.T)
 
-    def most_influential(self, X_test, y_test=None, k: int = 10, *, target: str = "loss"):
+    def most_influential(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        k: int = 10,
+        *,
+        target: Target = "loss",
+    ) -> dict[str, np.ndarray]:
         """The ``k`` most harmful and most helpful training rows per test row,
         without holding the ``n_test x n_train`` matrix.
 
@@ -552,7 +580,7 @@ class InfluenceExplainer(BaseEstimator):
             out[f"{label}_values"] = sign * np.take_along_axis(val, order, 1)
         return out
 
-    def self_influence(self):
+    def self_influence(self) -> Array:
         """Predicted increase of each training row's own loss when it is removed.
 
         ``self_influence()[i] == -influence(X_train, y_train)[i, i]``; >= 0 for
@@ -570,7 +598,7 @@ class InfluenceExplainer(BaseEstimator):
         T = self.spec_.test_loss.gradient(self.objective_.targets, self.state_.z)
         return self._output(xp.sum(T * self._own_output_shifts(), axis=1))
 
-    def training_loss(self):
+    def training_loss(self) -> Array:
         """Each training row's loss at the fitted model (the test loss of
         :meth:`influence`, e.g. log-loss of the predicted probability).
 
@@ -582,19 +610,25 @@ class InfluenceExplainer(BaseEstimator):
         state = self.state_
         return self._output(self.spec_.test_loss.value(self.objective_.targets, state.z))
 
-    def leave_one_out_loss(self):
-        """Approximate out-of-sample loss of each training row:
-        ``training_loss() + self_influence()``, the row's loss predicted for a
-        model refitted without it (Newton-corrected with
-        ``approximation="newton"``).
+    def leave_one_out_loss(self) -> Array:
+        """Approximate out-of-sample loss of each training row: its loss at
+        :meth:`leave_one_out_decision`, the outputs of the model refitted
+        without it (Newton-corrected with ``approximation="newton"``).
+
+        To first order this is ``training_loss() + self_influence()``; keeping
+        the loss itself non-linear matters for the badly fitted rows whose
+        removal moves their outputs most (exact for least squares with
+        ``approximation="newton"``: the squared PRESS residual).
 
         Returns
         -------
         ndarray of shape (n_train,)
         """
-        return self.training_loss() + self.self_influence()
+        check_is_fitted(self, "solver_")
+        Z = self.state_.z + self._own_output_shifts()
+        return self._output(self.spec_.test_loss.value(self.objective_.targets, Z))
 
-    def leave_one_out_decision(self):
+    def leave_one_out_decision(self) -> Array:
         """Raw outputs of each training row under the model refitted without it.
 
         ``z_i + A_i H^{-1} g_i`` (decision function, or linear predictor of a
@@ -610,7 +644,7 @@ class InfluenceExplainer(BaseEstimator):
         check_is_fitted(self, "solver_")
         return self._output(self.state_.z + self._own_output_shifts())
 
-    def influence_params(self, rows=None):
+    def influence_params(self, rows: ArrayLike | None = None) -> Array:
         """Influence of training rows on the fitted parameters.
 
         Returns
@@ -665,7 +699,14 @@ class InfluenceExplainer(BaseEstimator):
             out.append(design.take(rows).rowwise(self._parameter_shifts(rows).T))
         return xp.concat(out, axis=0)
 
-    def influence_features(self, X_test, y_test=None, rows=None, *, target: str = "loss"):
+    def influence_features(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        rows: ArrayLike | None = None,
+        *,
+        target: Target = "loss",
+    ) -> Array:
         r"""Perturbation influence ``I_pert`` (Koh & Liang, Eq. 5).
 
         ``influence_features[j, i, f]`` is the derivative of test row ``j``'s
@@ -709,7 +750,7 @@ class InfluenceExplainer(BaseEstimator):
         return self._output(-xp.permute_dims(result, (1, 0, 2)))
 
     # ------------------------------------------------------- newton step
-    def leverages(self):
+    def leverages(self) -> Array:
         """``M_i = A_i H^{-1} A_i^T`` per training row: (n_train, K, K)."""
         check_is_fitted(self, "solver_")
         return self._leverages()

@@ -16,8 +16,11 @@ table in ``conftest.py``):
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
+import sklearn
 from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss, HalfPoissonLoss
 from sklearn.linear_model import (
     HuberRegressor,
@@ -33,6 +36,7 @@ from sklearn.linear_model._huber import _huber_loss_and_gradient
 from sklearn.linear_model._linear_loss import LinearModelLoss
 from sklearn.linear_model._sgd_fast import ModifiedHuber as SkModifiedHuber
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
+from sklearn.utils.fixes import parse_version
 
 from skinfluence.objectives._registry import spec_for
 
@@ -197,13 +201,20 @@ def _class_index(est, y):
     return np.searchsorted(est.classes_, y)
 
 
+#: scikit-learn 1.6 made multiclass newton-cholesky multinomial (one-vs-rest before)
+MULTINOMIAL_NEWTON_CHOLESKY = parse_version(sklearn.__version__) >= parse_version("1.6")
+
+
 def _logistic_reference(est, X, y, sw):
     """scikit-learn's LogisticRegression objective through its own
     ``LinearModelLoss``: ``mean_sw(loss) + ||W||^2 / (2 C sum(sw))``, with class
     weights folded into the sample weights as ``LogisticRegression.fit`` does."""
     classes = est.classes_
     if est.class_weight is not None:
-        cw = compute_class_weight(est.class_weight, classes=classes, y=y, sample_weight=sw)
+        # scikit-learn >= 1.6 balances by sample weight, 1.5 by row counts
+        by_weight = "sample_weight" in inspect.signature(compute_class_weight).parameters
+        extra = {"sample_weight": sw} if by_weight else {}
+        cw = compute_class_weight(est.class_weight, classes=classes, y=y, **extra)
         sw = sw * cw[_class_index(est, y)]
     C = float(est.C)
     l2 = 0.0 if np.isinf(C) else 1.0 / (C * sw.sum())
@@ -224,6 +235,17 @@ def _logistic_reference(est, X, y, sw):
         loss = LinearModelLoss(HalfBinomialLoss(), est.fit_intercept)
         target = (y == classes[1]).astype(float)
         shape = (p1,)
+    elif est.solver == "newton-cholesky" and not MULTINOMIAL_NEWTON_CHOLESKY:
+        # one binary problem per class (one-vs-rest), summed
+        binary = LinearModelLoss(HalfBinomialLoss(), est.fit_intercept)
+        idx = _class_index(est, y)
+
+        def ovr(theta):
+            T = theta.reshape(K, p1)
+            targets = [(idx == k).astype(float) for k in range(K)]
+            return sum(binary.loss(T[k], X, targets[k], sw, l2_reg_strength=l2) for k in range(K))
+
+        return ovr, factor
     else:
         loss = LinearModelLoss(HalfMultinomialLoss(n_classes=K), est.fit_intercept)
         target = _class_index(est, y).astype(float)

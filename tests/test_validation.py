@@ -16,6 +16,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import (
@@ -30,6 +31,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.fixes import parse_version
 
 from skinfluence import InfluenceExplainer
 from skinfluence.validation import agreement, leave_one_out
@@ -164,11 +166,17 @@ def test_single_class_is_rejected(binary):
         InfluenceExplainer(est).fit(X[ones], y[ones])
 
 
+NEW_PENALTY_API = parse_version(sklearn.__version__) >= parse_version("1.8")
+L1 = {} if NEW_PENALTY_API else {"penalty": "l1"}
+ELASTICNET = {} if NEW_PENALTY_API else {"penalty": "elasticnet"}
+
+
 @pytest.mark.parametrize(
     "estimator",
     [
-        LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=2000),
-        LogisticRegression(l1_ratio=0.5, solver="saga", max_iter=2000),
+        # scikit-learn < 1.8 needs the penalty spelled out; 1.8+ reads l1_ratio
+        LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=2000, **L1),
+        LogisticRegression(l1_ratio=0.5, solver="saga", max_iter=2000, **ELASTICNET),
         SGDClassifier(penalty="l1", random_state=0),
         SGDRegressor(penalty="elasticnet", random_state=0),
     ],

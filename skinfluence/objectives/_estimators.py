@@ -21,7 +21,10 @@ HuberRegressor             ``sum_i s_i (sigma + H_eps(r_i/sigma) sigma) + alpha 
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
+import sklearn
 from sklearn.linear_model import (
     HuberRegressor,
     LinearRegression,
@@ -33,6 +36,7 @@ from sklearn.linear_model import (
     SGDRegressor,
 )
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.fixes import parse_version
 
 from .._backend import asarray, get_namespace
 from ._design import BlockDesign, with_intercept
@@ -54,6 +58,21 @@ from ._losses import (
     SquaredHinge,
 )
 from ._objective import ClassReweighting, Objective, Regularizer
+
+#: solvers whose multiclass LogisticRegression is one-vs-rest: newton-cholesky
+#: became multinomial in scikit-learn 1.6
+OVR_SOLVERS = (
+    ("liblinear",)
+    if parse_version(sklearn.__version__) >= parse_version("1.6")
+    else (
+        "liblinear",
+        "newton-cholesky",
+    )
+)
+
+#: scikit-learn >= 1.6 lets "balanced" class weights count sample weights
+#: (LogisticRegression, LinearSVC); 1.5 counts rows
+BALANCE_WITH_SAMPLE_WEIGHT = "sample_weight" in inspect.signature(compute_class_weight).parameters
 
 
 class FirstOutputs(PointwiseLoss):
@@ -183,10 +202,15 @@ class ModelSpec:
         cw = getattr(self.estimator, "class_weight", None) if self.is_classifier else None
         if cw is None:
             return None
-        sw = sample_weight if self.class_weight_with_sample_weight else None
-        return compute_class_weight(
-            cw, classes=self.classes_, y=np.asarray(y), sample_weight=sw
-        ).astype(float)
+        kwargs = {}
+        if self._balance_with_sample_weight():
+            kwargs["sample_weight"] = sample_weight
+        return compute_class_weight(cw, classes=self.classes_, y=np.asarray(y), **kwargs).astype(
+            float
+        )
+
+    def _balance_with_sample_weight(self) -> bool:
+        return self.class_weight_with_sample_weight and BALANCE_WITH_SAMPLE_WEIGHT
 
     def _per_output(self) -> bool:
         return self.per_output_class_weight and self.n_outputs > 1
@@ -205,7 +229,7 @@ class ModelSpec:
             return None
         idx = self.class_index(y)
         n, K = len(idx), len(self.classes_)
-        use_sw = self.class_weight_with_sample_weight and sample_weight is not None
+        use_sw = self._balance_with_sample_weight() and sample_weight is not None
         s = np.asarray(sample_weight, dtype=float) if use_sw else np.ones(n)
         onehot = np.eye(K)[idx]
         S, S_k = s.sum(), onehot.T @ s
@@ -312,7 +336,7 @@ class LogisticRegressionSpec(ModelSpec):
         _reject_sparse_penalty("LogisticRegression", penalty)
         multi = getattr(est, "multi_class", "auto")
         ovr = self.n_outputs > 1 and (
-            multi == "ovr" or (multi in ("auto", "deprecated") and est.solver == "liblinear")
+            multi == "ovr" or (multi in ("auto", "deprecated") and est.solver in OVR_SOLVERS)
         )
         if penalty is None:
             self.row_scale, self.coef_penalty = 1.0, 0.0

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -118,7 +119,14 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
     def _estimator(self):
         return default_estimator() if self.estimator is None else self.estimator
 
-    def fit(self, X, y, *, X_val=None, y_val=None) -> CleanLabelsClassifier:
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        X_val: ArrayLike | None = None,
+        y_val: ArrayLike | None = None,
+    ) -> CleanLabelsClassifier:
         """Clean ``(X, y)`` and fit the final estimator on the cleaned rows.
 
         Parameters
@@ -152,28 +160,28 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self.estimator_.classes_
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted class of each row (the final estimator's ``predict``)."""
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict(X)
 
     @available_if(_final_has("predict_proba"))
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities (the final estimator's ``predict_proba``)."""
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict_proba(X)
 
     @available_if(_final_has("predict_log_proba"))
-    def predict_log_proba(self, X) -> np.ndarray:
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log class probabilities (the final estimator's ``predict_log_proba``)."""
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_final_has("decision_function"))
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Decision function (the final estimator's ``decision_function``)."""
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import sys
 import time
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -108,11 +110,16 @@ class InfluenceLabelCleaner(BaseEstimator):
         The approximate leave-one-out loss, the loss of the given label under
         a model refitted without the row, with one Newton step on the
         leave-one-out objective (``H`` replaced by ``H - \nabla^2 F_i``; for
-        binary models a ``1 / (1 - h_{ii})`` leverage correction):
+        binary models a ``1 / (1 - h_{ii})`` leverage correction), to first
+        order in the row's outputs:
 
         .. math:: s_i = l_i + \nabla_\theta l_i^T (H - \nabla^2_\theta F_i)^{-1}
                   \nabla_\theta F_i
 
+        (``training_loss() + self_influence()`` of the Newton explainer). This
+        linearisation ranks flipped labels better than the loss at the
+        leave-one-out outputs (:meth:`InfluenceExplainer.leave_one_out_loss`),
+        although the latter estimates the loss itself more accurately.
     ``"loo_loss"``
         The same with the plain influence function (``H`` instead of the
         leave-one-out Hessian): ``training_loss + self_influence``.
@@ -261,7 +268,14 @@ class InfluenceLabelCleaner(BaseEstimator):
         if self.verbose:
             print(f"[InfluenceLabelCleaner] {message}", file=sys.stderr, flush=True)
 
-    def fit(self, X, y, *, X_val=None, y_val=None) -> InfluenceLabelCleaner:
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        X_val: ArrayLike | None = None,
+        y_val: ArrayLike | None = None,
+    ) -> InfluenceLabelCleaner:
         """Fit the estimator on ``(X, y)`` and score every row.
 
         Parameters
@@ -343,7 +357,14 @@ class InfluenceLabelCleaner(BaseEstimator):
         self._log(f"flagged {self.n_flagged_} of {len(y_arr)} rows ({rule})")
         return self
 
-    def fit_resample(self, X, y, *, X_val=None, y_val=None) -> tuple:
+    def fit_resample(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        X_val: ArrayLike | None = None,
+        y_val: ArrayLike | None = None,
+    ) -> tuple[Any, Any]:
         """Fit, then return the cleaned data.
 
         Parameters

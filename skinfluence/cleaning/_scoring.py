@@ -97,10 +97,13 @@ class RowScorer:
             s = self.explainer().training_loss()
         elif method == "self_influence":
             s = self.explainer().self_influence()
-        elif method == "loo_loss":
-            s = self.explainer().leave_one_out_loss()
-        elif method == "loo_newton":
-            s = self.explainer("newton").leave_one_out_loss()
+        elif method in ("loo_loss", "loo_newton"):
+            # the linearised leave-one-out loss: it ranks flipped labels better
+            # than the loss at the leave-one-out outputs (leave_one_out_loss),
+            # although the latter is the more accurate loss estimate
+            # (doc/cleaning.md, "Scoring methods")
+            exp = self.explainer("newton" if method == "loo_newton" else "influence")
+            s = exp.training_loss() + exp.self_influence()
         elif method == "validation_influence":
             s = self._validation_influence(X_val, y_val)
         else:

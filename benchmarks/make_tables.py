@@ -424,7 +424,8 @@ def peer_commands(peers):
     if not peers:
         return ["python benchmarks/bench_peers.py"]
     cmds = [r.get("command") for r in peers.get("earlier_runs", [])] + [peers["command"]]
-    return [c.strip() for c in cmds if c]
+    # a rerun of the same command replaced the earlier one's results: list each once
+    return list(dict.fromkeys(c.strip() for c in cmds if c))
 
 
 def write(core, peers, path=DOC):

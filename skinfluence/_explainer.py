@@ -451,8 +451,10 @@ class InfluenceExplainer(BaseEstimator):
         xp = self.xp_
         F, margin = factors
         grads = self._row_gradients.take(rows)
-        if out is not None and grads.matrix is not None and is_numpy(xp):
-            block = np.matmul(grads.matrix, F, out=out)  # one GEMM, no temporaries
+        if out is not None and is_numpy(xp) and self._gemm_into_output(grads, F):
+            # one GEMM written in place; the block's gradients, if formed here,
+            # are no larger than its output
+            block = np.matmul(grads.dense(), F, out=out)
         else:
             block = grads.dot(F)
         if margin is not None:
@@ -468,6 +470,12 @@ class InfluenceExplainer(BaseEstimator):
         if out is not None and block is not out:
             out[...] = block
         return block
+
+    def _gemm_into_output(self, grads, F) -> bool:
+        if grads.matrix is not None:
+            return True
+        dense = not any(is_sparse(B) for B in grads.design.blocks)
+        return dense and self.state_.n_params <= F.shape[1]
 
     def _blocks(self, test, *, output_held=False):
         """Yield ``(test_rows, train_rows, factors)`` covering the influence

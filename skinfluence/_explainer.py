@@ -3,6 +3,7 @@ inverse-Hessian operator (per solver), over an array backend."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from numbers import Integral, Real
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from ._backend import (
     block_slices,
     dense_rows,
     get_namespace,
+    is_cupy,
     is_numpy,
     is_sparse,
     rows_per_block,
@@ -84,6 +86,28 @@ def _resolve_namespace(device, X):
 
             return cupy_namespace()
     return get_namespace(np.empty(0))
+
+
+def _with_memory_advice(method):
+    """Re-raise running out of memory (NumPy's or CuPy's ``MemoryError``) with
+    what to change, keeping the original error as the cause."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except MemoryError as exc:
+            xp = getattr(self, "xp_", None)
+            where = "GPU" if xp is not None and is_cupy(xp) else "host"
+            raise MemoryError(
+                f"InfluenceExplainer.{method.__name__} ran out of {where} memory ({exc}). "
+                f"Lower max_block_bytes (now {self.max_block_bytes / 2**20:.0f} MiB), use "
+                "solver='cg' (no dense Hessian), ask for fewer test rows at a time or "
+                "most_influential(...) instead of the full matrix"
+                + (", or device='cpu'." if where == "GPU" else ".")
+            ) from exc
+
+    return wrapper
 
 
 class InfluenceExplainer(BaseEstimator):
@@ -201,6 +225,7 @@ class InfluenceExplainer(BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
+    @_with_memory_advice
     def fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
     ) -> InfluenceExplainer:
@@ -507,6 +532,7 @@ class InfluenceExplainer(BaseEstimator):
         return sp.issparse(X) or isinstance(X, np.ndarray)
 
     # --------------------------------------------------------------- public
+    @_with_memory_advice
     def influence(
         self, X_test: ArrayLike, y_test: ArrayLike | None = None, *, target: Target = "loss"
     ) -> Array:
@@ -540,6 +566,7 @@ class InfluenceExplainer(BaseEstimator):
             self._row_block(factors, train_rows, out=out[train_rows, test_rows])
         return self._output(out.T)
 
+    @_with_memory_advice
     def most_influential(
         self,
         X_test: ArrayLike,
@@ -588,6 +615,7 @@ class InfluenceExplainer(BaseEstimator):
             out[f"{label}_values"] = sign * np.take_along_axis(val, order, 1)
         return out
 
+    @_with_memory_advice
     def self_influence(self) -> Array:
         """Predicted increase of each training row's own loss when it is removed.
 
@@ -606,6 +634,7 @@ class InfluenceExplainer(BaseEstimator):
         T = self.spec_.test_loss.gradient(self.objective_.targets, self.state_.z)
         return self._output(xp.sum(T * self._own_output_shifts(), axis=1))
 
+    @_with_memory_advice
     def training_loss(self) -> Array:
         """Each training row's loss at the fitted model (the test loss of
         :meth:`influence`, e.g. log-loss of the predicted probability).
@@ -618,6 +647,7 @@ class InfluenceExplainer(BaseEstimator):
         state = self.state_
         return self._output(self.spec_.test_loss.value(self.objective_.targets, state.z))
 
+    @_with_memory_advice
     def leave_one_out_loss(self) -> Array:
         """Approximate out-of-sample loss of each training row: its loss at
         :meth:`leave_one_out_decision`, the outputs of the model refitted
@@ -636,6 +666,7 @@ class InfluenceExplainer(BaseEstimator):
         Z = self.state_.z + self._own_output_shifts()
         return self._output(self.spec_.test_loss.value(self.objective_.targets, Z))
 
+    @_with_memory_advice
     def leave_one_out_decision(self) -> Array:
         """Raw outputs of each training row under the model refitted without it.
 
@@ -652,6 +683,7 @@ class InfluenceExplainer(BaseEstimator):
         check_is_fitted(self, "solver_")
         return self._output(self.state_.z + self._own_output_shifts())
 
+    @_with_memory_advice
     def influence_params(self, rows: ArrayLike | None = None) -> Array:
         """Influence of training rows on the fitted parameters.
 
@@ -707,6 +739,7 @@ class InfluenceExplainer(BaseEstimator):
             out.append(design.take(rows).rowwise(self._parameter_shifts(rows).T))
         return xp.concat(out, axis=0)
 
+    @_with_memory_advice
     def influence_features(
         self,
         X_test: ArrayLike,
@@ -758,6 +791,7 @@ class InfluenceExplainer(BaseEstimator):
         return self._output(-xp.permute_dims(result, (1, 0, 2)))
 
     # ------------------------------------------------------- newton step
+    @_with_memory_advice
     def leverages(self) -> Array:
         """``M_i = A_i H^{-1} A_i^T`` per training row: (n_train, K, K)."""
         check_is_fitted(self, "solver_")

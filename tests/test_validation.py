@@ -428,3 +428,19 @@ def test_fitted_explainer_survives_pickling(approximation, binary):
     unfitted = pickle.loads(pickle.dumps(InfluenceExplainer(est)))
     with pytest.raises(NotFittedError):
         unfitted.self_influence()
+
+
+def test_running_out_of_memory_says_what_to_change(binary, monkeypatch):
+    """A MemoryError deep inside (NumPy's, or CuPy's OutOfMemoryError, which
+    subclasses it) comes back naming the block budget and the CG solver."""
+    X, y, est = binary
+    exp = InfluenceExplainer(est, max_block_bytes=2**20).fit(X, y)
+
+    def exhausted(B):
+        raise MemoryError("Unable to allocate 12.0 GiB")
+
+    monkeypatch.setattr(exp.solver_, "solve", exhausted)
+    with pytest.raises(MemoryError, match="max_block_bytes \\(now 1 MiB\\).*solver='cg'") as info:
+        exp.influence(X[:3], y[:3])
+    assert "12.0 GiB" in str(info.value)
+    assert isinstance(info.value.__cause__, MemoryError)

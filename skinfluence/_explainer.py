@@ -663,7 +663,7 @@ class InfluenceExplainer(BaseEstimator):
         ndarray of shape (n_train,)
         """
         check_is_fitted(self, "solver_")
-        Z = self.state_.z + self._own_output_shifts()
+        Z = self._leave_one_out_outputs()
         return self._output(self.spec_.test_loss.value(self.objective_.targets, Z))
 
     @_with_memory_advice
@@ -681,7 +681,11 @@ class InfluenceExplainer(BaseEstimator):
         ndarray of shape (n_train, n_outputs)
         """
         check_is_fitted(self, "solver_")
-        return self._output(self.state_.z + self._own_output_shifts())
+        return self._output(self._leave_one_out_outputs())
+
+    def _leave_one_out_outputs(self):
+        """``z_i + A_i H^{-1} g_i`` for every training row, (n_train, K)."""
+        return self.state_.z + self._own_output_shifts()
 
     @_with_memory_advice
     def influence_params(self, rows: ArrayLike | None = None) -> Array:

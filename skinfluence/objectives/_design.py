@@ -115,7 +115,7 @@ class BlockDesign:
         cols = []
         for k, B in enumerate(self.blocks):
             Vk = V[:, self.offsets[k] : self.offsets[k + 1]]
-            cols.append(xp.sum(dense_rows(B, xp) * Vk, axis=1))
+            cols.append(xp.vecdot(dense_rows(B, xp), Vk, axis=-1))  # no (n, p) temporary
         return xp.stack(cols, axis=1)
 
     def expand(self, T):
@@ -160,6 +160,6 @@ class BlockDesign:
             if sp.issparse(B):
                 s = xp.asarray(np.asarray(B.multiply(B).sum(axis=1)).ravel())
             else:
-                s = xp.sum(B * B, axis=1)
+                s = xp.vecdot(B, B, axis=-1)  # no (n, p) temporary
             total = s if total is None else total + s
         return total

@@ -84,6 +84,10 @@ def is_sparse(A) -> bool:
     return False
 
 
+#: memory of the scaled row block behind one Gram-matrix update
+GRAM_BLOCK_BYTES = 64 * 2**20
+
+
 def weighted_gram(A, d, B, xp):
     """``A.T @ diag(d) @ B`` as a dense array; ``A`` and ``B`` may be sparse."""
     if sp.issparse(A) or sp.issparse(B):
@@ -91,12 +95,21 @@ def weighted_gram(A, d, B, xp):
         G = B.T @ dA
         G = G.T
         return xp.asarray(G.toarray() if sp.issparse(G) else G)
-    if A is B and bool(xp.all(d >= 0)):
+    symmetric = A is B and bool(xp.all(d >= 0))
+    if symmetric:
         # S^T S with S = sqrt(d) A: BLAS recognises the symmetric product
         # (syrk), half the flops of a general A^T (d B)
-        S = xp.sqrt(d)[:, None] * A
-        return S.T @ S
-    return A.T @ (d[:, None] * B)
+        d = xp.sqrt(d)
+    G = None
+    # row blocks keep the scaled copy of the data to GRAM_BLOCK_BYTES
+    for rows in block_slices(A.shape[0], rows_per_block(B.shape[1], GRAM_BLOCK_BYTES)):
+        dB = d[rows, None] * B[rows, ...]
+        part = dB.T @ dB if symmetric else A[rows, ...].T @ dB
+        if G is None:
+            G = part
+        else:
+            G += part
+    return G
 
 
 def column_sq_norms(A, d, xp):

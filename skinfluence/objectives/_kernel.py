@@ -98,7 +98,9 @@ class KernelFeatureMap:
     def _pivoted_cholesky(self, d):
         n = self.n_train
         rmax = min(n, self.max_rank or n)
-        L = np.zeros((n, rmax))
+        # columns are allocated as the rank grows: a low-rank kernel on many
+        # rows must not cost n x n memory up front
+        L = np.zeros((n, min(rmax, 256)))
         pivots = []
         d_max = d.max()
         stop = self.tol * d_max
@@ -107,6 +109,8 @@ class KernelFeatureMap:
             j = int(np.argmax(d))
             if d[j] <= stop:
                 break
+            if k == L.shape[1]:
+                L = np.concatenate([L, np.zeros((n, min(rmax, 2 * k) - k))], axis=1)
             col = self.kernel(None, [j])[:, 0] - L[:, :k] @ L[j, :k]
             L[:, k] = col / np.sqrt(d[j])
             d -= L[:, k] ** 2

@@ -288,7 +288,7 @@ class InfluenceExplainer(BaseEstimator):
             bound = self.solver_.bound_gradient[:, None]
             self._row_gradients = RowGradients(self.state_.design, bound)
         if self.approximation == "newton":
-            self._row_gradients = self._newton_row_gradients()
+            self._row_gradients = self._newton_row_gradients(self._row_gradients)
         if self._materialize_gradients():
             self._row_gradients = self._row_gradients.materialized()
 
@@ -297,8 +297,7 @@ class InfluenceExplainer(BaseEstimator):
         in one memory block: influence is then a single GEMM per block, with
         no per-row scaling pass."""
         design = self.state_.design
-        dense = not any(is_sparse(B) for B in design.blocks)
-        return dense and self.n_train_ * design.n_params * 8 <= self.max_block_bytes
+        return design.dense and self.n_train_ * design.n_params * 8 <= self.max_block_bytes
 
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
@@ -499,8 +498,7 @@ class InfluenceExplainer(BaseEstimator):
     def _gemm_into_output(self, grads, F) -> bool:
         if grads.matrix is not None:
             return True
-        dense = not any(is_sparse(B) for B in grads.design.blocks)
-        return dense and self.state_.n_params <= F.shape[1]
+        return grads.design.dense and self.state_.n_params <= F.shape[1]
 
     def _blocks(self, test, *, output_held=False):
         """Yield ``(test_rows, train_rows, factors)`` covering the influence
@@ -735,13 +733,18 @@ class InfluenceExplainer(BaseEstimator):
             M = self._leverage_cache if self._leverage_cache is not None else self._leverages()
             shift = xp.matmul(M, grads.U[:, :, None])[:, :, 0]
             if grads.coef is not None:
-                AHV = design.forward(self.solver_.solve(grads.vecs))  # (n, K, q)
-                shift = shift + xp.sum(AHV * grads.coef[:, None, :], axis=2)
+                shift = shift + self._low_rank_output_shifts(grads)
             return shift
         out = []
         for rows in block_slices(self.n_train_, self._rows_budget(2 * state.n_params)):
             out.append(design.take(rows).rowwise(self._parameter_shifts(rows).T))
         return xp.concat(out, axis=0)
+
+    def _low_rank_output_shifts(self, grads):
+        """``A_i H^{-1} V c_i``: the low-rank part of the row gradients (penalty
+        shares, balanced class weights) carried to each row's outputs, (n, K)."""
+        AHV = self.state_.design.forward(self.solver_.solve(grads.vecs))  # (n, K, q)
+        return self.xp_.sum(AHV * grads.coef[:, None, :], axis=2)
 
     @_with_memory_advice
     def influence_features(
@@ -846,26 +849,24 @@ class InfluenceExplainer(BaseEstimator):
             out.append(xp.stack(M, axis=1))
         return xp.concat(out, axis=0)
 
-    def _newton_row_gradients(self):
+    def _newton_row_gradients(self, base):
         r"""Row gradients ``g~_i`` with ``H^{-1} g~_i = (H - H_i)^{-1} g_i``.
 
         Woodbury with ``H_i = A_i^T D_i A_i`` and ``g_i = A_i^T u_i + V c_i``:
         ``g~_i = A_i^T u~_i + V c_i`` with
         ``u~_i = (I - D_i M_i)^{-1} (u_i + D_i A_i H^{-1} V c_i)``. The low-rank
         part (penalty shares, balanced class weights: O(1/n) of ``H``) stays
-        first order.
+        first order. ``base`` holds the plain ``g_i``.
         """
         xp = self.xp_
         state = self.state_
-        base = state.row_gradients()
         M = self._leverages()
         self._leverage_cache = M
         D = state.D
         K = state.design.n_outputs
         U = base.U
         if base.coef is not None:
-            AHV = state.design.forward(self.solver_.solve(base.vecs))  # (n, K, q)
-            AHVc = xp.sum(AHV * base.coef[:, None, :], axis=2)  # A_i H^{-1} V c_i
+            AHVc = self._low_rank_output_shifts(base)
             U = U + xp.matmul(D, AHVc[:, :, None])[:, :, 0]
         eye = xp.eye(K, dtype=U.dtype)
         Amat = eye[None, :, :] - xp.matmul(D, M)

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from .._backend import (
     column_sq_norms,
     dense_rows,
+    is_sparse,
     matmul,
     sparse_t_matmul,
     take_rows,
@@ -54,6 +55,7 @@ class BlockDesign:
         self.n_outputs = len(self.blocks)
         self.n_params = int(self.offsets[-1])
         self.shared = all(B is self.blocks[0] for B in self.blocks)
+        self.dense = not any(is_sparse(B) for B in self.blocks)
 
     def _split(self, V):
         return [V[self.offsets[k] : self.offsets[k + 1], ...] for k in range(self.n_outputs)]

@@ -277,9 +277,10 @@ class InfluenceExplainer(BaseEstimator):
         theta = asarray(spec.theta(), xp)
         self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
         self.state_ = self.objective_.at(theta)
-        self.stationarity_ = self._stationarity()
+        kkt = self._hinge_kkt()
+        self.stationarity_ = self._stationarity(kkt)
         self._warn_if_not_optimal(final)
-        self.solver_ = self._make_solver()
+        self.solver_ = self._make_solver(kkt)
         self._row_gradients = self.state_.row_gradients()
         self._leverage_cache = None
         if isinstance(self.solver_, ActiveSetInverse):
@@ -374,16 +375,24 @@ class InfluenceExplainer(BaseEstimator):
             spec.class_index(y)  # raises on unknown labels
         return y
 
-    def _stationarity(self):
-        """How far the fitted parameters are from an optimum of the objective."""
+    def _hinge_kkt(self):
+        """The hinge's KKT split of a single-output hinge-type fit, or None.
+
+        Shared by the stationarity check and the active-set solver."""
         state = self.state_
+        if self.spec_.smooth or state.design.n_outputs != 1:
+            return None
+        if not hasattr(state.objective.loss, "kink_distance"):
+            return None
+        return hinge_kkt(state)
+
+    def _stationarity(self, kkt):
+        """How far the fitted parameters are from an optimum of the objective."""
         if self.spec_.smooth:
-            return state.stationarity()
+            return self.state_.stationarity()
         # hinge-type losses: the smoothed loss is not stationary at the hinge
         # optimum by construction; check the hinge's KKT conditions instead
-        if state.design.n_outputs == 1 and hasattr(state.objective.loss, "kink_distance"):
-            return hinge_kkt(state)["residual"]
-        return float("nan")
+        return kkt["residual"] if kkt is not None else float("nan")
 
     def _warn_if_not_optimal(self, final):
         tol = 1e-3
@@ -404,25 +413,20 @@ class InfluenceExplainer(BaseEstimator):
             return self.solver
         return "exact" if self.state_.n_params <= EXACT_MAX_PARAMS else "cg"
 
-    def _uses_active_set(self):
-        spec, state = self.spec_, self.state_
+    def _uses_active_set(self, kkt):
         return (
-            self.hinge == "active_set"
-            and not spec.smooth
-            and state.design.n_outputs == 1
-            and state.objective.shares is None
-            and hasattr(state.objective.loss, "kink_distance")
+            self.hinge == "active_set" and kkt is not None and self.state_.objective.shares is None
         )
 
-    def _make_solver(self):
+    def _make_solver(self, kkt):
         operator = HessianOperator(self.state_, self.damping)
-        if self._uses_active_set():
+        if self._uses_active_set(kkt):
             if self.approximation == "newton":
                 raise ValueError(
                     "approximation='newton' does not apply to hinge='active_set' (its "
                     "margin rows are removed exactly); use approximation='influence'."
                 )
-            return ActiveSetInverse(operator)
+            return ActiveSetInverse(operator, kkt=kkt)
         name = self._solver_name()
         options = dict(self.solver_options or {})
         if name in ("cg", "lissa"):

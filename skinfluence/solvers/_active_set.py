@@ -25,7 +25,7 @@ from .._backend import asarray, to_numpy
 from ._base import InverseHessian
 
 
-def hinge_kkt(state, margin_tol: float = 1e-3, damping: float = 0.0):
+def hinge_kkt(state, margin_tol: float = 1e-3):
     """Split the rows of a single-output hinge-type fit at its kink and solve
     for the margin rows' multipliers.
 
@@ -33,7 +33,7 @@ def hinge_kkt(state, margin_tol: float = 1e-3, damping: float = 0.0):
     -------
     dict with ``margin`` (row indices), ``bound_gradient`` (``u_i`` of rows
     past the kink, 0 elsewhere), ``Psi`` (margin rows' design, (m, P)), ``R``
-    (the damped penalty matrix), ``multipliers`` (least-squares ``nu``) and
+    (the penalty matrix), ``multipliers`` (least-squares ``nu``) and
     ``residual``: ``||R theta + sum_B u_i psi_i + Psi^T nu||`` relative to
     ``sum_i |u_i| ||psi_i||``, about 0 at a hinge optimum.
     """
@@ -52,8 +52,6 @@ def hinge_kkt(state, margin_tol: float = 1e-3, damping: float = 0.0):
     on_margin[margin] = True
     bound = xp.where(xp.asarray(on_margin), 0.0, sub)
     R = obj.total_strength * obj.regularizer.to_dense()
-    if damping:
-        R = R + damping * xp.eye(R.shape[0], dtype=R.dtype)
     Psi = design.take(margin).expand(xp.ones((margin.size, 1), dtype=R.dtype)).T
     stationary = obj.total_strength * obj.regularizer.matvec(state.theta)
     stationary = stationary + design.backward(bound[:, None])
@@ -93,11 +91,14 @@ class ActiveSetInverse(InverseHessian):
 
     name = "active_set"
 
-    def __init__(self, operator, margin_tol: float = 1e-3):
+    def __init__(self, operator, margin_tol: float = 1e-3, kkt: dict | None = None):
         super().__init__(operator)
         xp = self.xp
-        kkt = hinge_kkt(operator.state, margin_tol, operator.damping)
+        if kkt is None:
+            kkt = hinge_kkt(operator.state, margin_tol)
         margin, Psi, R = kkt["margin"], kkt["Psi"], kkt["R"]
+        if operator.damping:
+            R = R + operator.damping * xp.eye(R.shape[0], dtype=R.dtype)
         self.margin_rows = margin
         self.bound_gradient = kkt["bound_gradient"]
         self.multipliers = nu = kkt["multipliers"]

@@ -506,3 +506,26 @@ def newton_distance(state) -> float:
 @pytest.fixture(scope="session")
 def stationarity():
     return newton_distance
+
+
+#: family_case name -> (data set of its held-out rows, features used by the case)
+HELD_OUT = {
+    "logreg-bin-newton-cg": ("breast_cancer", list(range(6))),
+    "logreg-multi-newton-cg": ("wine", list(range(5))),
+    "ridge-auto": ("diabetes", None),
+}
+
+
+@pytest.fixture(scope="session")
+def held_out_case(family, data):
+    """``held_out_case(name)``: a fitted :class:`FamilyCase` of :data:`HELD_OUT`
+    with six held-out test rows in its feature space, ``(case, X_test, y_test)``."""
+
+    def build(name):
+        case = family(name)
+        dataset, features = HELD_OUT[name]
+        split = data(dataset)
+        X_test = split.X_test[:6] if features is None else split.X_test[:6, features]
+        return case, np.ascontiguousarray(X_test), split.y_test[:6]
+
+    return build

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 import pytest
 from array_api_compat import array_namespace
+from conftest import HELD_OUT
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import (
     HuberRegressor,
@@ -36,12 +37,7 @@ xps = pytest.importorskip("array_api_strict")
 STRICT = array_namespace(xps.asarray([0.0]))
 RTOL = 1e-8
 
-#: family_case name -> (data set of its held-out rows, features used by the case)
-MODELS = {
-    "logreg-bin-newton-cg": ("breast_cancer", list(range(6))),
-    "logreg-multi-newton-cg": ("wine", list(range(5))),
-    "ridge-auto": ("diabetes", None),
-}
+MODELS = sorted(HELD_OUT)
 
 SOLVERS = {
     "exact": None,
@@ -69,14 +65,6 @@ def assert_close(strict_result, numpy_result, rtol=RTOL):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
 
 
-def _case(family, data, name):
-    case = family(name)
-    dataset, features = MODELS[name]
-    split = data(dataset)
-    X_test = split.X_test[:6] if features is None else split.X_test[:6, features]
-    return case, np.ascontiguousarray(X_test), split.y_test[:6]
-
-
 def _fit_pair(estimator, X, y, sample_weight=None, **params):
     """The same explainer fitted on NumPy and on strict input."""
     with warnings.catch_warnings():
@@ -95,11 +83,11 @@ def _solver_params(solver):
 
 @pytest.mark.parametrize("approximation", ["influence", "newton"])
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
-@pytest.mark.parametrize("model", sorted(MODELS))
-def test_strict_matches_numpy(family, data, model, solver, approximation):
+@pytest.mark.parametrize("model", MODELS)
+def test_strict_matches_numpy(held_out_case, model, solver, approximation):
     """influence and self_influence on strict input equal those on NumPy
     input and come back as strict arrays."""
-    case, X_test, y_test = _case(family, data, model)
+    case, X_test, y_test = held_out_case(model)
     params = _solver_params(solver) | {"approximation": approximation}
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -118,12 +106,12 @@ def test_strict_matches_numpy(family, data, model, solver, approximation):
         assert_close(-STRICT.linalg.diagonal(train_infl), np.asarray(strict.self_influence()))
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
-def test_strict_lissa_approximates_exact(family, data, model):
+@pytest.mark.parametrize("model", MODELS)
+def test_strict_lissa_approximates_exact(held_out_case, model):
     """Full-batch LiSSA on strict input converges to the exact solve (loosely:
     it is an iterative estimate), so the comparisons above are not vacuous
     agreement of two wrong answers."""
-    case, X_test, y_test = _case(family, data, model)
+    case, X_test, y_test = held_out_case(model)
     with threadpool_limits(1):
         exact = InfluenceExplainer(case.estimator, solver="exact").fit(case.X, case.y)
         lissa = InfluenceExplainer(case.estimator, **_solver_params("lissa")).fit(
@@ -158,8 +146,8 @@ METHODS = [
 @pytest.mark.parametrize("solver", ["exact", "cg"])
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("model", ["logreg-bin-newton-cg", "logreg-multi-newton-cg"])
-def test_strict_other_methods(family, data, model, method, solver):
-    case, X_test, y_test = _case(family, data, model)
+def test_strict_other_methods(held_out_case, model, method, solver):
+    case, X_test, y_test = held_out_case(model)
     with threadpool_limits(1):
         ref, strict = _fit_pair(case.estimator, case.X, case.y, **_solver_params(solver))
         if method == "influence-prediction":
@@ -176,10 +164,10 @@ def test_strict_other_methods(family, data, model, method, solver):
     assert_close(got, want)
 
 
-def test_strict_most_influential(family, data):
+def test_strict_most_influential(held_out_case):
     """Indices and values agree with the NumPy path (returned as NumPy: they
     are small index tables, gathered on the host)."""
-    case, X_test, y_test = _case(family, data, "logreg-multi-newton-cg")
+    case, X_test, y_test = held_out_case("logreg-multi-newton-cg")
     with threadpool_limits(1):
         ref, strict = _fit_pair(case.estimator, case.X, case.y, solver="exact")
         got = strict.most_influential(xps.asarray(X_test), y_test, k=7)

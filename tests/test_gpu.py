@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from array_api_compat import is_cupy_namespace
+from conftest import HELD_OUT
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
@@ -29,12 +30,7 @@ from skinfluence.cleaning import InfluenceLabelCleaner
 
 RTOL = 1e-6
 
-#: family_case name -> (data set of its held-out rows, features used by the case)
-MODELS = {
-    "logreg-bin-newton-cg": ("breast_cancer", list(range(6))),
-    "logreg-multi-newton-cg": ("wine", list(range(5))),
-    "ridge-auto": ("diabetes", None),
-}
+MODELS = sorted(HELD_OUT)
 
 SOLVERS = {
     "exact": None,
@@ -75,14 +71,6 @@ def assert_close(got, want, name="", rtol=RTOL):
     scale = float(np.max(np.abs(want)))
     assert scale > 0, name  # a comparison of zeros would prove nothing
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=name)
-
-
-def _case(family, data, name):
-    case = family(name)
-    dataset, features = MODELS[name]
-    split = data(dataset)
-    X_test = split.X_test[:6] if features is None else split.X_test[:6, features]
-    return case, np.ascontiguousarray(X_test), split.y_test[:6]
 
 
 def _params(solver, approximation="influence"):
@@ -131,9 +119,9 @@ def _compare_methods(cpu, gpu_, X_test, y_test):
 @gpu
 @pytest.mark.parametrize("approximation", ["influence", "newton"])
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
-@pytest.mark.parametrize("model", sorted(MODELS))
-def test_gpu_matches_cpu(cp, family, data, model, solver, approximation):
-    case, X_test, y_test = _case(family, data, model)
+@pytest.mark.parametrize("model", MODELS)
+def test_gpu_matches_cpu(cp, held_out_case, model, solver, approximation):
+    case, X_test, y_test = held_out_case(model)
     cpu, gpu_ = _fit_pair(
         case.estimator, case.X, case.y, case.sample_weight, **_params(solver, approximation)
     )
@@ -157,11 +145,11 @@ def test_gpu_refuses_sparse_input_clearly(cp, data):
 
 @gpu
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
-@pytest.mark.parametrize("model", sorted(MODELS))
-def test_cupy_input_gives_cupy_output(cp, family, data, model, solver):
+@pytest.mark.parametrize("model", MODELS)
+def test_cupy_input_gives_cupy_output(cp, held_out_case, model, solver):
     """CuPy training rows: the work stays on the GPU (whatever ``device``
     says) and every result is a CuPy array, equal to the NumPy path's."""
-    case, X_test, y_test = _case(family, data, model)
+    case, X_test, y_test = held_out_case(model)
     params = _params(solver)
     cpu = _fit(case.estimator, case.X, case.y, case.sample_weight, device="cpu", **params)
     on_gpu = _fit(case.estimator, cp.asarray(case.X), case.y, case.sample_weight, **params)

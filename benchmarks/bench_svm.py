@@ -8,10 +8,10 @@ influence of every training row with
 * ``hinge="smoothed"`` (Koh & Liang's recipe) at ``t`` in
   ``TEMPERATURES``,
 * ``approximation="influence"`` and ``"newton"`` for smooth models,
-* ``path``: a prototype *decremental* active-set path (Cauwenberghs & Poggio
-  2001, in the primal on the explainer's design) that follows the
-  leave-one-out solution through active-set changes; it shows what an exact
-  treatment of those changes buys,
+* ``path``: ``approximation="path"``, the *decremental* solution path
+  (Cauwenberghs & Poggio 2001) that follows the leave-one-out solution
+  through active-set changes, on the active set's rows; ``path_k`` stops it
+  after ``k`` events,
 
 and compare the predicted change of the test loss for the 30 most
 influential rows (per method, as in the paper) with the change measured by
@@ -66,6 +66,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skinfluence import InfluenceExplainer  # noqa: E402
+from skinfluence.solvers._decremental import DecrementalPath  # noqa: E402
 from skinfluence.validation import agreement  # noqa: E402
 
 TEMPERATURES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -215,148 +216,6 @@ class RefitCache:
         return [self.values[int(r)] for r in rows]
 
 
-# ------------------------------------------------------- decremental path
-class DecrementalPath:
-    """Exact leave-one-out solutions of a hinge-type model by path following.
-
-    The training objective on the explainer's design ``Psi`` (kernel
-    features for kernel SVMs) is ``theta^T R theta / 2 + sum_i c_i l_i(z_i)``
-    with convex piecewise-linear ``l_i`` (hinge: one kink; epsilon-
-    insensitive: two). Removing row ``r`` = driving its multiplier ``nu_r``
-    from its fitted value to 0 while every other row stays optimal
-    (Cauwenberghs & Poggio 2001). Between events the solution moves along
-    the KKT direction of the current active set; an event is a kink row
-    whose multiplier reaches the end of its subdifferential (it leaves the
-    kink) or a row whose output reaches a kink (it joins the set). The
-    first-order active-set estimate is this path's first segment
-    extrapolated to ``nu_r = 0``.
-    """
-
-    def __init__(self, exp, max_events=1000):
-        state, obj = exp.state_, exp.objective_
-        n = exp.n_train_
-        self.Psi = np.asarray(state.design.take(np.arange(n)).expand(np.ones((n, 1)))).T
-        self.theta = np.asarray(state.theta, dtype=float)
-        self.R = obj.total_strength * np.asarray(obj.regularizer.to_dense())
-        self.c = np.asarray(obj.weights, dtype=float)
-        self.max_events = max_events
-        y = np.asarray(obj.targets, dtype=float)[:, 0]
-        z = self.Psi @ self.theta
-        loss = type(obj.loss).__name__
-        if loss == "SmoothedHinge":
-            s = 2.0 * y - 1.0
-            # kink at z = s; slope -s left / 0 right for s = +1, mirrored for s = -1
-            self.kinks = [np.array([si]) for si in s]
-            self.slopes = [np.array([-1.0, 0.0]) if si > 0 else np.array([0.0, 1.0]) for si in s]
-        elif loss == "SmoothedEpsilonInsensitive":
-            e = obj.loss.epsilon
-            self.kinks = [np.array([yi - e, yi + e]) for yi in y]
-            self.slopes = [np.array([-1.0, 0.0, 1.0])] * n
-        else:
-            raise ValueError(f"no path for {loss}")
-        # initial states: ("K", j) on kink j (1-based), ("I", j) in interval j
-        self.state0 = []
-        for i in range(n):
-            d = np.abs(z[i] - self.kinks[i])
-            j = int(np.argmin(d))
-            if d[j] <= MARGIN_TOL:
-                self.state0.append(("K", j + 1))
-            else:
-                self.state0.append(("I", int(np.searchsorted(self.kinks[i], z[i]))))
-        on = [i for i in range(n) if self.state0[i][0] == "K"]
-        fixed = self._fixed_nu(self.state0)
-        residual = self.R @ self.theta + self.Psi.T @ fixed
-        nu = np.zeros(n)
-        if on:
-            nu_on = np.linalg.lstsq(self.Psi[on].T, -residual, rcond=None)[0]
-            for i, v in zip(on, nu_on, strict=True):
-                j = self.state0[i][1]
-                lo, hi = self.c[i] * self.slopes[i][j - 1], self.c[i] * self.slopes[i][j]
-                nu[i] = min(max(v, lo), hi)
-        self.nu0 = nu + fixed
-
-    def _fixed_nu(self, st):
-        return np.array(
-            [0.0 if k == "K" else self.c[i] * self.slopes[i][j] for i, (k, j) in enumerate(st)]
-        )
-
-    def remove(self, r, max_events=None):
-        """``(theta without row r, active-set events on the way)``.
-
-        After ``max_events`` events the current segment is extrapolated to the
-        end (``max_events=0``: the first-order active-set estimate).
-        """
-        cap = self.max_events if max_events is None else max_events
-        n = len(self.c)
-        st = list(self.state0)
-        theta, nu = self.theta.copy(), self.nu0.copy()
-        z = self.Psi @ theta
-        nu_r0 = nu[r]
-        s, events = 0.0, 0
-        P = len(theta)
-        n_kinks = np.array([len(k) for k in self.kinks])
-        while s < 1.0 - 1e-12:
-            K = [i for i in range(n) if i != r and st[i][0] == "K"]
-            m = len(K)
-            A = np.zeros((P + m, P + m))
-            A[:P, :P] = self.R
-            A[:P, P:] = self.Psi[K].T
-            A[P:, :P] = self.Psi[K]
-            b = np.zeros(P + m)
-            b[:P] = nu_r0 * self.Psi[r]  # d(nu_r)/ds = -nu_r0
-            try:
-                sol = np.linalg.solve(A, b)
-            except np.linalg.LinAlgError:
-                sol = np.linalg.lstsq(A, b, rcond=None)[0]
-            dtheta, dnu = sol[:P], sol[P:]
-            dz = self.Psi @ dtheta
-            step, who = 1.0 - s, None
-            if events < cap:
-                # kink rows whose multiplier reaches an end of its interval
-                for k, i in enumerate(K):
-                    j = st[i][1]
-                    if dnu[k] > 1e-15:
-                        d = (self.c[i] * self.slopes[i][j] - nu[i]) / dnu[k]
-                        new = ("I", j)
-                    elif dnu[k] < -1e-15:
-                        d = (self.c[i] * self.slopes[i][j - 1] - nu[i]) / dnu[k]
-                        new = ("I", j - 1)
-                    else:
-                        continue
-                    if d < step:
-                        step, who = max(d, 0.0), (i, new)
-                # rows off the kinks whose output reaches the next kink
-                off = np.array([st[i][0] == "I" and i != r for i in range(n)])
-                j = np.array([st[i][1] for i in range(n)])
-                nxt = np.where(
-                    dz > 0,
-                    np.array(
-                        [k[min(jj, len(k) - 1)] for k, jj in zip(self.kinks, j, strict=True)]
-                    ),
-                    np.array([k[max(jj - 1, 0)] for k, jj in zip(self.kinks, j, strict=True)]),
-                )
-                valid = off & (np.abs(dz) > 1e-15)
-                valid &= np.where(dz > 0, j < n_kinks, j > 0)  # a kink lies ahead
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    d = np.where(valid, (nxt - z) / dz, np.inf)
-                i = int(np.argmin(d))
-                if d[i] < step:
-                    step = max(float(d[i]), 0.0)
-                    who = (i, ("K", j[i] + 1) if dz[i] > 0 else ("K", j[i]))
-            theta = theta + step * dtheta
-            z = z + step * dz
-            nu[K] += step * dnu
-            s += step
-            if who is None:
-                break
-            i, new = who
-            if new[0] == "I":
-                nu[i] = self.c[i] * self.slopes[i][new[1]]
-            st[i] = new
-            events += 1
-        return theta, events
-
-
 # ------------------------------------------------------------- one split
 def _agree(pred, act):
     a = agreement(pred, act)
@@ -421,21 +280,23 @@ def run_split(label, data, est, family, seed, temperatures, n_jobs):
             evaluate(approx, None, influence, time.perf_counter() - t0)
         return records
 
-    path = DecrementalPath(
-        InfluenceExplainer(est, temperature=1e-3).fit(Xtr, ytr)
-    )  # the hinge optimum's active set; independent of t
+    # the library's decremental path (approximation="path"), also stopped
+    # after ``cap`` events; the hinge optimum's active set does not depend on t
     exp0 = InfluenceExplainer(est).fit(Xtr, ytr)
+    theta0 = np.asarray(exp0.state_.theta)
+    kkt = exp0._hinge_kkt()
+    paths = {cap: DecrementalPath(exp0.state_, kkt, max_events=cap) for cap in (None, 0, 1, 2)}
     design = exp0.spec_.make_design(exp0._features(Xt, None, est), exp0.xp_)
     Psi_t = np.asarray(design.take(np.arange(len(yt))).expand(np.ones((len(yt), 1)))).T
-    z0 = Psi_t @ path.theta
+    z0 = Psi_t @ theta0
     path_cache = {}  # (row, max_events) -> (theta, events, seconds)
 
     def path_theta(r, cap):
         key = (int(r), cap)
         if key not in path_cache:
             t0 = time.perf_counter()
-            theta, ev = path.remove(int(r), max_events=cap)
-            path_cache[key] = (theta, ev, time.perf_counter() - t0)
+            delta, ev, _ = paths[cap].remove(int(r))
+            path_cache[key] = (theta0 + delta, ev, time.perf_counter() - t0)
         return path_cache[key]
 
     for t in temperatures:
@@ -490,7 +351,7 @@ def run_split(label, data, est, family, seed, temperatures, n_jobs):
                     first = -influence[:, rows]
                     lin = np.stack(
                         [
-                            test_loss_gradient(est, yt, z0, t) * (Psi_t @ (th - path.theta))
+                            test_loss_gradient(est, yt, z0, t) * (Psi_t @ (th - theta0))
                             for th, *_ in out
                         ],
                         axis=1,

@@ -32,6 +32,7 @@ from .objectives import RowGradients
 from .objectives._registry import spec_for
 from .solvers import SOLVERS, HessianOperator
 from .solvers._active_set import ActiveSetInverse, hinge_kkt
+from .solvers._decremental import DecrementalPath
 
 
 class NotAtOptimumWarning(UserWarning):
@@ -133,10 +134,15 @@ class InfluenceExplainer(BaseEstimator):
     solver : {"auto", "exact", "cg", "lissa"}, default="auto"
         Inverse-Hessian solver. ``"auto"`` factors the dense Hessian while the
         parameter count is at most 4000 and uses conjugate gradients above.
-    approximation : {"influence", "newton"}, default="influence"
-        ``"newton"`` replaces ``H`` by the leave-one-out Hessian ``H - H_i``
+    approximation : {"influence", "newton", "path"}, default="influence"
+        ``"influence"``: the first-order estimate above. ``"newton"`` (smooth
+        objectives) replaces ``H`` by the leave-one-out Hessian ``H - H_i``
         (one Newton step on the leave-one-out objective; a ``1/(1 - h_ii)``
-        leverage correction for single-output models), exact for least squares.
+        leverage correction for single-output models), exact for least
+        squares. ``"path"`` (hinge-type models with ``hinge="active_set"``)
+        follows the decremental solution path to the optimum without row
+        ``i`` and evaluates the test quantity there: the exact effect of the
+        removal, at one small KKT solve per active-set change.
     damping : float, default=0.0
         Added to the Hessian's diagonal.
     temperature : float, default=0.001
@@ -189,7 +195,7 @@ class InfluenceExplainer(BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"})],
-        "approximation": [StrOptions({"influence", "newton"})],
+        "approximation": [StrOptions({"influence", "newton", "path"})],
         "damping": [Interval(Real, 0, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "hinge": [StrOptions({"active_set", "smoothed"})],
@@ -283,6 +289,11 @@ class InfluenceExplainer(BaseEstimator):
         self.solver_ = self._make_solver(kkt)
         self._row_gradients = self.state_.row_gradients()
         self._leverage_cache = None
+        self._removal_shifts = None
+        if self.approximation == "path":
+            path = DecrementalPath(self.state_, kkt, damping=self.damping)
+            self._removal_shifts = path.shifts()
+            self.solver_.report.details["path_events"] = int(path.events_.sum())
         if isinstance(self.solver_, ActiveSetInverse):
             # bound rows keep their full hinge gradient; margin rows are handled
             # exactly by the KKT system (see _row_block)
@@ -303,7 +314,7 @@ class InfluenceExplainer(BaseEstimator):
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
     _REBUILT = ("spec_", "xp_", "n_train_", "objective_", "state_", "stationarity_")
-    _REBUILT += ("solver_", "_row_gradients", "_leverage_cache")
+    _REBUILT += ("solver_", "_row_gradients", "_leverage_cache", "_removal_shifts")
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -424,9 +435,18 @@ class InfluenceExplainer(BaseEstimator):
             if self.approximation == "newton":
                 raise ValueError(
                     "approximation='newton' does not apply to hinge='active_set' (its "
-                    "margin rows are removed exactly); use approximation='influence'."
+                    "margin rows are removed exactly); use approximation='path' for the "
+                    "exact effect of removals, or approximation='influence'."
                 )
             return ActiveSetInverse(operator, kkt=kkt)
+        if self.approximation == "path":
+            raise ValueError(
+                "approximation='path' follows the solution path of a hinge-type model "
+                "(LinearSVC(loss='hinge'), SVC, SVR, LinearSVR(loss='epsilon_insensitive')) "
+                f"with hinge='active_set'; {type(self.spec_.estimator).__name__} with "
+                f"hinge={self.hinge!r} is not one. Use approximation='newton' for smooth "
+                "objectives."
+            )
         name = self._solver_name()
         options = dict(self.solver_options or {})
         if name in ("cg", "lissa"):
@@ -465,9 +485,18 @@ class InfluenceExplainer(BaseEstimator):
         sub = design.take(rows)
         return sub.expand(func.gradient(Y[rows, ...], sub.predict(self.state_.theta)))
 
-    def _factors(self, G):
-        """``-H^{-1} G`` (and, for the active-set hinge, the margin rows' part
-        ``-T^T G``): the test side of the influence, solved once per test block."""
+    def _factors(self, test, rows):
+        """The test side of the influence for test rows ``rows``, solved once
+        per test block: ``-H^{-1} G`` and, for the active-set hinge, the margin
+        rows' part ``-T^T G``. With ``approximation="path"``: the test rows'
+        design columns and what evaluating the test function there needs."""
+        design, func, Y = test
+        if self._removal_shifts is not None:
+            sub = design.take(rows)
+            xp = self.xp_
+            columns = sub.expand(xp.ones((sub.n_samples, 1), dtype=xp.float64))
+            return columns, (func, Y[rows, ...], sub.predict(self.state_.theta))
+        G = self._test_gradients(design, func, Y, rows)
         F = -self.solver_.solve(G)
         if isinstance(self.solver_, ActiveSetInverse):
             return F, -self.solver_.margin_solve(G)
@@ -478,6 +507,11 @@ class InfluenceExplainer(BaseEstimator):
         ``factors``, transposed: (n_rows, m); written into ``out`` if given."""
         xp = self.xp_
         F, margin = factors
+        if self._removal_shifts is not None:
+            block = self._removal_effect(rows, F, *margin)
+            if out is not None:
+                out[...] = block
+            return block
         grads = self._row_gradients.take(rows)
         if out is not None and is_numpy(xp) and self._gemm_into_output(grads, F):
             # one GEMM written in place; the block's gradients, if formed here,
@@ -499,6 +533,18 @@ class InfluenceExplainer(BaseEstimator):
             out[...] = block
         return block
 
+    def _removal_effect(self, rows, columns, func, Y, z):
+        """``-(L(z_j + dz_ji) - L(z_j))`` for training rows ``rows`` (a slice):
+        the test function at the outputs of the model refitted without row
+        ``i``, found by the decremental path, (n_rows, m)."""
+        xp = self.xp_
+        dZ = self._removal_shifts[:, rows].T @ columns  # (r, m) output changes
+        r, m = dZ.shape
+        Z = xp.reshape(z[:, 0][None, :] + dZ, (r * m, 1))
+        Yr = xp.reshape(xp.broadcast_to(Y[None, ...], (r, *Y.shape)), (r * m, *Y.shape[1:]))
+        after = xp.reshape(func.value(Yr, Z), (r, m))
+        return -(after - func.value(Y, z)[None, :])
+
     def _gemm_into_output(self, grads, F) -> bool:
         if grads.matrix is not None:
             return True
@@ -519,7 +565,7 @@ class InfluenceExplainer(BaseEstimator):
         per_test_row = 2 * P if output_held else max(2 * P, n_train)
         test_block = max(1, min(n_test, self._rows_budget(per_test_row)))
         for test_rows in block_slices(n_test, test_block):
-            factors = self._factors(self._test_gradients(design, func, Y, test_rows))
+            factors = self._factors(test, test_rows)
             width = factors[0].shape[1] * max(1, design.n_outputs)
             for train_rows in block_slices(n_train, max(1, self._rows_budget(width))):
                 yield test_rows, train_rows, factors
@@ -631,6 +677,10 @@ class InfluenceExplainer(BaseEstimator):
         """
         check_is_fitted(self, "solver_")
         xp = self.xp_
+        if self._removal_shifts is not None:  # the loss itself at the removal's outputs
+            loss = self.spec_.test_loss
+            Y, z = self.objective_.targets, self.state_.z
+            return self._output(loss.value(Y, self._leave_one_out_outputs()) - loss.value(Y, z))
         # the test-loss gradient of row i is A_i^T t_i, so
         # -influence[i, i] = t_i . (A_i H^{-1} g_i)
         T = self.spec_.test_loss.gradient(self.objective_.targets, self.state_.z)
@@ -709,6 +759,9 @@ class InfluenceExplainer(BaseEstimator):
         (indices or a slice), (n_params, n_rows); margin rows of the
         active-set hinge move through the KKT system."""
         xp = self.xp_
+        if self._removal_shifts is not None:
+            cols = np.arange(self.n_train_)[rows] if isinstance(rows, slice) else rows
+            return xp.take(self._removal_shifts, xp.asarray(cols), axis=1)
         G = self._row_gradients.take(rows).dense().T
         shift = self.solver_.solve(G)
         if isinstance(self.solver_, ActiveSetInverse):

@@ -209,6 +209,13 @@ def _other_cases(data):
             {"hinge": "smoothed", "temperature": 0.1},
         ),
         "svc-rbf": (SVC(kernel="rbf", gamma=0.5, tol=1e-10), Xb, yb, None, {}),
+        "svc-rbf-path": (
+            SVC(kernel="rbf", gamma=0.5, tol=1e-10),
+            Xb,
+            yb,
+            None,
+            {"approximation": "path"},
+        ),
         "poisson": (
             PoissonRegressor(alpha=0.05, tol=1e-12, max_iter=10_000),
             dc.X_train[:80],
@@ -233,6 +240,7 @@ OTHER = [
     "linearsvc-active-set",
     "linearsvc-smoothed",
     "svc-rbf",
+    "svc-rbf-path",
     "poisson",
     "huber",
     "ridge-weighted-damped",

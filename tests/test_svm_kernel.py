@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_diabetes, load_digits
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics.pairwise import laplacian_kernel, rbf_kernel
@@ -256,6 +256,94 @@ def test_agreement_with_leave_one_out(make, task, options, min_pearson, slope):
     result = leave_one_out(exp, Xte[test], yte[test], rows=30, n_jobs=1)
     assert result.agreement.pearson >= min_pearson, result.agreement
     assert slope[0] <= result.agreement.slope <= slope[1], result.agreement
+
+
+@lru_cache
+def breast_cancer():
+    """Standardised breast cancer, stratified 75/25 split (the benchmark's first)."""
+    X, y = load_breast_cancer(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(Xtr)
+    return scaler.transform(Xtr), ytr, scaler.transform(Xte), yte
+
+
+# The decremental path against refits of the original (non-smoothed) model, on
+# the most influential rows of the highest-loss (misclassified) test rows: the
+# estimate is the exact leave-one-out solution, so it agrees to the refits'
+# tolerance (measured: |predicted - actual| <= 2e-10 for the linear models,
+# <= 7e-4 relative for the RBF ones, where libsvm's tol=1e-10 stops earlier).
+PATH_CASES = {
+    "LinearSVC-hinge-digits": (lambda: LinearSVC(loss="hinge", **LIBLINEAR), digits17, 1e-6),
+    "LinearSVC-hinge-breast_cancer": (
+        lambda: LinearSVC(loss="hinge", C=0.1, **LIBLINEAR),
+        breast_cancer,
+        1e-6,
+    ),
+    "SVC-linear-digits": (lambda: SVC(kernel="linear", **TIGHT), digits17, 1e-6),
+    "SVC-rbf-digits": (lambda: SVC(kernel="rbf", gamma=0.05, **TIGHT), digits17, 1e-2),
+    "SVR-rbf-diabetes": (
+        lambda: SVR(kernel="rbf", C=1.0, epsilon=0.1, gamma=0.1, **TIGHT),
+        diabetes,
+        1e-2,
+    ),
+    "LinearSVR-diabetes": (lambda: LinearSVR(epsilon=0.1, **LIBLINEAR), diabetes, 1e-6),
+}
+
+
+@pytest.mark.parametrize("make, data, rel_tol", PATH_CASES.values(), ids=PATH_CASES.keys())
+def test_path_reproduces_leave_one_out_refits(make, data, rel_tol):
+    X, y, Xte, yte = data()
+    est = make().fit(X, y)
+    test = highest_loss_rows(est, Xte, yte)
+    exp = InfluenceExplainer(est, approximation="path").fit(X, y)
+    result = leave_one_out(exp, Xte[test], yte[test], rows=30, n_jobs=1)
+    assert result.agreement.pearson >= 0.999, result.agreement
+    assert 0.99 <= result.agreement.slope <= 1.01, result.agreement
+    scale = np.abs(result.actual).max()
+    np.testing.assert_allclose(result.predicted, result.actual, rtol=0, atol=rel_tol * scale)
+    # the first-order estimate on the same model is clearly worse where the
+    # active set changes; the path must have followed such changes
+    assert exp.solver_.report.details["path_events"] > 0
+
+
+def test_path_first_segment_is_the_active_set_estimate():
+    """Stopped before its first event, the path is the first-order active-set
+    estimate: an independent check of the KKT solve (and of the path's start)."""
+    from skinfluence.solvers._decremental import DecrementalPath
+
+    X, y, _, _ = digits17()
+    est = SVC(kernel="linear", **TIGHT).fit(X, y)
+    exp = InfluenceExplainer(est).fit(X, y)
+    kkt = exp._hinge_kkt()
+    with pytest.warns(RuntimeWarning, match="extrapolated"):
+        first = DecrementalPath(exp.state_, kkt, max_events=0).shifts()
+    np.testing.assert_allclose(np.asarray(first).T, -exp.influence_params(), rtol=0, atol=1e-9)
+
+
+def test_path_self_influence_and_leave_one_out_decision_are_exact():
+    X, y, _, _ = digits17()
+    est = LinearSVC(loss="hinge", **LIBLINEAR).fit(X, y)
+    exp = InfluenceExplainer(est, approximation="path").fit(X, y)
+    influence = exp.influence(X, y)
+    np.testing.assert_allclose(exp.self_influence(), -np.diag(influence), atol=1e-12)
+    np.testing.assert_allclose(
+        exp.leave_one_out_loss() - exp.training_loss(), exp.self_influence(), atol=1e-12
+    )
+    decision = exp.leave_one_out_decision()[:, 0]
+    for i in np.argsort(-exp.self_influence())[:5]:
+        keep = np.arange(len(y)) != i
+        refit = LinearSVC(loss="hinge", **LIBLINEAR).fit(X[keep], y[keep])
+        assert decision[i] == pytest.approx(refit.decision_function(X[i : i + 1])[0], abs=1e-7)
+
+
+def test_path_applies_to_hinge_models_only():
+    X, y, _, _ = digits17()
+    est = LinearSVC(**LIBLINEAR).fit(X, y)  # squared hinge: smooth
+    with pytest.raises(ValueError, match="approximation='path'.*approximation='newton'"):
+        InfluenceExplainer(est, approximation="path").fit(X, y)
+    est = SVC(kernel="rbf", gamma=0.05).fit(X, y)
+    with pytest.raises(ValueError, match="hinge='smoothed'"):
+        InfluenceExplainer(est, approximation="path", hinge="smoothed").fit(X, y)
 
 
 def test_active_set_is_exact_while_the_margin_set_stays():

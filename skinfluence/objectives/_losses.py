@@ -16,6 +16,8 @@ a test loss may leave ``hessian`` unimplemented.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._backend import get_namespace
 
 
@@ -284,6 +286,15 @@ class SmoothedHinge(PointwiseLoss):
         s = 2.0 * y - 1.0
         return xp.where(s * z < 1.0, -s, 0.0)
 
+    def kinks(self, y):
+        """The unsmoothed hinge as a piecewise-linear function of ``z``, per row
+        (single output, NumPy): the kink ``z = 2y - 1`` as an (n, 1) array and
+        the slopes left and right of it, (n, 2): ``(-1, 0)`` for class 1,
+        ``(0, 1)`` for class 0."""
+        s = 2.0 * np.asarray(y, dtype=float)[:, 0] - 1.0
+        slopes = np.stack([np.where(s > 0, -1.0, 0.0), np.where(s > 0, 0.0, 1.0)], axis=1)
+        return s[:, None], slopes
+
 
 class OvRClassWeighted(PointwiseLoss):
     r"""A one-vs-rest loss with ``SGDClassifier``'s multiclass class weights.
@@ -383,6 +394,14 @@ class SmoothedEpsilonInsensitive(PointwiseLoss):
         xp = get_namespace(z)
         r = y - z
         return xp.where(xp.abs(r) > self.epsilon, -xp.sign(r), 0.0)
+
+    def kinks(self, y):
+        """``max(0, |y - z| - epsilon)`` as a piecewise-linear function of ``z``
+        (single output, NumPy): kinks ``y -/+ epsilon``, (n, 2), and slopes
+        ``(-1, 0, 1)``, (n, 3)."""
+        y = np.asarray(y, dtype=float)[:, 0]
+        kinks = np.stack([y - self.epsilon, y + self.epsilon], axis=1)
+        return kinks, np.broadcast_to(np.array([-1.0, 0.0, 1.0]), (y.size, 3))
 
 
 class HuberWithScale(PointwiseLoss):

@@ -285,7 +285,9 @@ def run_split(label, data, est, family, seed, temperatures, n_jobs):
     exp0 = InfluenceExplainer(est).fit(Xtr, ytr)
     theta0 = np.asarray(exp0.state_.theta)
     kkt = exp0._hinge_kkt()
-    paths = {cap: DecrementalPath(exp0.state_, kkt, max_events=cap) for cap in (None, 0, 1, 2)}
+    paths = {
+        cap: DecrementalPath.on_design(exp0.state_, kkt, max_events=cap) for cap in (None, 0, 1, 2)
+    }
     design = exp0.spec_.make_design(exp0._features(Xt, None, est), exp0.xp_)
     Psi_t = np.asarray(design.take(np.arange(len(yt))).expand(np.ones((len(yt), 1)))).T
     z0 = Psi_t @ theta0
@@ -295,7 +297,8 @@ def run_split(label, data, est, family, seed, temperatures, n_jobs):
         key = (int(r), cap)
         if key not in path_cache:
             t0 = time.perf_counter()
-            delta, ev, _ = paths[cap].remove(int(r))
+            change, ev, _ = paths[cap].remove(int(r))
+            delta = paths[cap].geometry.parameter_change(*change)
             path_cache[key] = (theta0 + delta, ev, time.perf_counter() - t0)
         return path_cache[key]
 

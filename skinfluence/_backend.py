@@ -121,7 +121,10 @@ def column_sq_norms(A, d, xp):
 
 def take_rows(A, rows, xp):
     """Rows ``rows`` of ``A``: a ``slice`` (a view where the format allows) or
-    integer indices (a copy)."""
+    integer indices (a copy). Lazily evaluated blocks (kernel matrices) pick
+    their own rows."""
+    if hasattr(A, "take_rows"):
+        return A.take_rows(rows)
     if isinstance(rows, slice):
         # the trailing ellipsis: the array API indexes every axis explicitly
         return A[rows] if sp.issparse(A) else A[rows, ...]
@@ -134,6 +137,8 @@ def take_rows(A, rows, xp):
 def dense_rows(A, xp):
     if sp.issparse(A):
         return xp.asarray(A.toarray())
+    if hasattr(A, "dense"):  # a lazily evaluated block
+        return A.dense()
     return A
 
 
@@ -170,6 +175,46 @@ class CholeskyFactor:
             return solve_triangular(self.L, Y, lower=True, trans="T")
         Y = xp.linalg.solve(self.L, B)
         return xp.linalg.solve(self.L.T, Y)
+
+
+def pivoted_cholesky(column, diagonal, tol: float, max_rank: int | None = None, check=None):
+    """Partial pivoted Cholesky factor of a PSD matrix given by its columns.
+
+    ``K ~ L L^T`` with ``L`` (n, r): at each step the column of the largest
+    residual diagonal is evaluated (``column(j)``) and eliminated; stops when
+    that residual is at most ``tol`` times the largest diagonal, or at
+    ``max_rank``. Only ``r`` columns are ever evaluated and ``L`` grows with
+    the rank, never ``n x n`` up front. ``check(residual_diagonal)`` is called
+    after each step (e.g. to refuse indefinite matrices).
+
+    Returns
+    -------
+    L : ndarray of shape (n, r)
+    pivots : ndarray of shape (r,)
+    residual : float, the largest residual diagonal left (0 at full rank)
+    """
+    d = np.array(diagonal, dtype=float)
+    n = d.size
+    rmax = min(n, max_rank or n)
+    # with a rank cap its columns are allocated at once; without, as the rank grows
+    L = np.zeros((n, rmax if max_rank else min(rmax, 256)))
+    pivots = []
+    stop = tol * d.max()
+    for k in range(rmax):
+        j = int(np.argmax(d))
+        if d[j] <= stop:
+            break
+        if k == L.shape[1]:
+            L = np.concatenate([L, np.zeros((n, min(rmax, 2 * k) - k))], axis=1)
+        col = column(j) - L[:, :k] @ L[j, :k]
+        L[:, k] = col / np.sqrt(d[j])
+        d -= L[:, k] ** 2
+        pivots.append(j)
+        if check is not None:
+            check(d)
+    r = len(pivots)
+    residual = float(d.max()) if r < n else 0.0
+    return L[:, :r], np.asarray(pivots, dtype=int), residual
 
 
 def cholesky(H, xp) -> CholeskyFactor | None:

@@ -30,7 +30,7 @@ from ._backend import (
 )
 from .objectives import RowGradients
 from .objectives._registry import spec_for
-from .solvers import SOLVERS, HessianOperator
+from .solvers import SOLVERS, HessianOperator, RowSpaceInverse
 from .solvers._active_set import ActiveSetInverse, hinge_kkt
 from .solvers._decremental import DecrementalPath
 
@@ -134,6 +134,12 @@ class InfluenceExplainer(BaseEstimator):
     solver : {"auto", "exact", "cg", "lissa"}, default="auto"
         Inverse-Hessian solver. ``"auto"`` factors the dense Hessian while the
         parameter count is at most 4000 and uses conjugate gradients above.
+        ``KernelRidge`` with ``"cg"`` (or ``"auto"`` beyond 3000 training rows)
+        is solved in the row space of the training rows, with kernel values
+        evaluated on demand: memory ``O(n_train)`` per test row instead of the
+        ``n_train x n_train`` kernel features (``solver_options`` also takes
+        ``preconditioner_rank``: at most 500, within half of
+        ``max_block_bytes``).
     approximation : {"influence", "newton", "path"}, default="influence"
         ``"influence"``: the first-order estimate above. ``"newton"`` (smooth
         objectives) replaces ``H`` by the leave-one-out Hessian ``H - H_i``
@@ -162,7 +168,9 @@ class InfluenceExplainer(BaseEstimator):
     device : {"auto", "cpu", "gpu"}, default="auto"
         Where the heavy linear algebra runs. CuPy input stays on its device.
     max_block_bytes : int, default=256 MiB
-        Memory budget of one internal block of the ``n_test x n_train`` matrix.
+        Memory budget of one internal block of the ``n_test x n_train`` matrix;
+        kernel models explained in row space evaluate kernel values in blocks
+        of an eighth of it.
     verbose : int, default=0
         Solver progress every ``verbose`` iterations; silent by default.
 
@@ -279,19 +287,30 @@ class InfluenceExplainer(BaseEstimator):
         self.spec_ = spec
         self.xp_ = xp
         self.n_train_ = Xf.shape[0]
+        spec.row_space = self._uses_row_space(spec, Xf.shape[0], xp)
+        spec.kernel_block_bytes = max(1, self.max_block_bytes // 8)
         spec.prepare(Xf)
         theta = asarray(spec.theta(), xp)
         self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
         self.state_ = self.objective_.at(theta)
-        kkt = self._hinge_kkt()
-        self.stationarity_ = self._stationarity(kkt)
+        # hinge kernel models in row space: the decremental path is the solver
+        path = self._row_space_path() if spec.row_space and not spec.smooth else None
+        kkt = None if spec.row_space else self._hinge_kkt()
+        if path is not None:
+            self.stationarity_ = path.kkt_residual
+        else:
+            self.stationarity_ = self._stationarity(kkt)
         self._warn_if_not_optimal(final)
-        self.solver_ = self._make_solver(kkt)
+        self.solver_ = path if path is not None else self._make_solver(kkt)
         self._row_gradients = self.state_.row_gradients()
         self._leverage_cache = None
         self._removal_shifts = None
-        if self.approximation == "path":
-            path = DecrementalPath(self.state_, kkt, damping=self.damping)
+        # "path": the test function at the refitted outputs; else linearised
+        self._removal_exact = self.approximation == "path"
+        if path is not None:
+            self._removal_shifts = path.shifts()
+        elif self.approximation == "path":
+            path = DecrementalPath.on_design(self.state_, kkt, damping=self.damping)
             self._removal_shifts = path.shifts()
             self.solver_.report.details["path_events"] = int(path.events_.sum())
         if isinstance(self.solver_, ActiveSetInverse):
@@ -309,7 +328,63 @@ class InfluenceExplainer(BaseEstimator):
         in one memory block: influence is then a single GEMM per block, with
         no per-row scaling pass."""
         design = self.state_.design
+        if self.spec_.row_space:
+            return False  # influence comes from output responses or removal shifts
         return design.dense and self.n_train_ * design.n_params * 8 <= self.max_block_bytes
+
+    def _uses_row_space(self, spec, n_train, xp) -> bool:
+        """Kernel ridge with CG, or beyond ``exact_max`` rows with
+        ``solver="auto"``, is explained in row space: no feature map and
+        nothing ``n x n`` in memory (kernel values are evaluated on demand)."""
+        if not (getattr(spec, "supports_row_space", False) and is_numpy(xp)):
+            return False
+        if not spec.smooth and self.hinge != "active_set":
+            return False  # the smoothed hinge keeps the kernel features
+        return self.solver == "cg" or (self.solver == "auto" and n_train > spec.exact_max)
+
+    def _refuse_newton_for_hinge(self):
+        if self.approximation == "newton":
+            raise ValueError(
+                "approximation='newton' does not apply to hinge='active_set' (its "
+                "margin rows are removed exactly); use approximation='path' for the "
+                "exact effect of removals, or approximation='influence'."
+            )
+
+    def _row_space_path(self):
+        """The decremental path of a hinge kernel model in row space: first
+        order (stopped before the first event) or exact (``"path"``)."""
+        self._refuse_newton_for_hinge()
+        spec = self.spec_
+        fitted = self.objective_.total_strength * float(np.ravel(spec.coef_penalty)[0])
+        return DecrementalPath.in_row_space(
+            self.state_,
+            spec.training_kernel(),
+            fitted + self.damping,
+            fitted,
+            max_events=None if self.approximation == "path" else 0,
+        )
+
+    def _row_space_solver(self):
+        state, spec = self.state_, self.spec_
+        D = to_numpy(state.D)
+        d = D[:, 0, 0]
+        K = D.shape[1]
+        # the outputs share one Hessian block only with curvature d_i I per row
+        if not np.allclose(D, d[:, None, None] * np.eye(K)[None], rtol=1e-12, atol=0):
+            raise ValueError("row-space influence needs the same curvature for every output")
+        penalty = float(np.ravel(spec.coef_penalty)[0])
+        options = dict(self.solver_options or {})
+        options.setdefault("verbose", self.verbose)
+        # the preconditioner's n x r factor (and its growth copy) within the budget
+        n = self.n_train_
+        options.setdefault("preconditioner_rank", min(500, self.max_block_bytes // (16 * n)))
+        return RowSpaceInverse(
+            spec.training_kernel(),
+            spec.kernel_diagonal,
+            d,
+            self.objective_.total_strength * penalty + self.damping,
+            **options,
+        )
 
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
@@ -430,14 +505,11 @@ class InfluenceExplainer(BaseEstimator):
         )
 
     def _make_solver(self, kkt):
+        if self.spec_.row_space:
+            return self._row_space_solver()
         operator = HessianOperator(self.state_, self.damping)
         if self._uses_active_set(kkt):
-            if self.approximation == "newton":
-                raise ValueError(
-                    "approximation='newton' does not apply to hinge='active_set' (its "
-                    "margin rows are removed exactly); use approximation='path' for the "
-                    "exact effect of removals, or approximation='influence'."
-                )
+            self._refuse_newton_for_hinge()
             return ActiveSetInverse(operator, kkt=kkt)
         if self.approximation == "path":
             raise ValueError(
@@ -496,6 +568,13 @@ class InfluenceExplainer(BaseEstimator):
             xp = self.xp_
             columns = sub.expand(xp.ones((sub.n_samples, 1), dtype=xp.float64))
             return columns, (func, Y[rows, ...], sub.predict(self.state_.theta))
+        if isinstance(self.solver_, RowSpaceInverse):
+            # the training rows' outputs respond to -H^{-1} g_j, g_j = phi(x_j) t_j
+            # per output: (n_train, K, m), from the test rows' kernel columns
+            sub = design.take(rows)
+            T = func.gradient(Y[rows, ...], sub.predict(self.state_.theta))
+            E = self.solver_.responses(sub.blocks[0].T.dense())
+            return -E[:, None, :] * T.T[None, :, :], None
         G = self._test_gradients(design, func, Y, rows)
         F = -self.solver_.solve(G)
         if isinstance(self.solver_, ActiveSetInverse):
@@ -513,6 +592,12 @@ class InfluenceExplainer(BaseEstimator):
                 out[...] = block
             return block
         grads = self._row_gradients.take(rows)
+        if isinstance(self.solver_, RowSpaceInverse):
+            # F holds the training outputs' responses A_i H^{-1} g_j: pair them with u_i
+            block = xp.sum(grads.U[:, :, None] * F[rows, ...], axis=1)
+            if out is not None:
+                out[...] = block
+            return block
         if out is not None and is_numpy(xp) and self._gemm_into_output(grads, F):
             # one GEMM written in place; the block's gradients, if formed here,
             # are no larger than its output
@@ -539,6 +624,8 @@ class InfluenceExplainer(BaseEstimator):
         ``i``, found by the decremental path, (n_rows, m)."""
         xp = self.xp_
         dZ = self._removal_shifts[:, rows].T @ columns  # (r, m) output changes
+        if not self._removal_exact:  # first order: the test function's gradient
+            return -dZ * func.gradient(Y, z)[:, 0][None, :]
         r, m = dZ.shape
         Z = xp.reshape(z[:, 0][None, :] + dZ, (r * m, 1))
         Yr = xp.reshape(xp.broadcast_to(Y[None, ...], (r, *Y.shape)), (r * m, *Y.shape[1:]))
@@ -566,7 +653,7 @@ class InfluenceExplainer(BaseEstimator):
         test_block = max(1, min(n_test, self._rows_budget(per_test_row)))
         for test_rows in block_slices(n_test, test_block):
             factors = self._factors(test, test_rows)
-            width = factors[0].shape[1] * max(1, design.n_outputs)
+            width = (test_rows.stop - test_rows.start) * max(1, design.n_outputs)
             for train_rows in block_slices(n_train, max(1, self._rows_budget(width))):
                 yield test_rows, train_rows, factors
 
@@ -677,7 +764,7 @@ class InfluenceExplainer(BaseEstimator):
         """
         check_is_fitted(self, "solver_")
         xp = self.xp_
-        if self._removal_shifts is not None:  # the loss itself at the removal's outputs
+        if self._removal_exact:  # the loss itself at the removal's outputs
             loss = self.spec_.test_loss
             Y, z = self.objective_.targets, self.state_.z
             return self._output(loss.value(Y, self._leave_one_out_outputs()) - loss.value(Y, z))
@@ -761,6 +848,8 @@ class InfluenceExplainer(BaseEstimator):
         xp = self.xp_
         if self._removal_shifts is not None:
             cols = np.arange(self.n_train_)[rows] if isinstance(rows, slice) else rows
+            if sp.issparse(self._removal_shifts):  # row space: few dual coefficients move
+                return asarray(self._removal_shifts[:, np.asarray(cols)].toarray(), xp)
             return xp.take(self._removal_shifts, xp.asarray(cols), axis=1)
         G = self._row_gradients.take(rows).dense().T
         shift = self.solver_.solve(G)
@@ -786,7 +875,10 @@ class InfluenceExplainer(BaseEstimator):
         design = state.design
         grads = self._row_gradients
         cheap = self._leverage_cache is not None or self.solver_.name == "exact"
-        if not isinstance(self.solver_, ActiveSetInverse) and (cheap or design.n_outputs == 1):
+        cheap = cheap or isinstance(self.solver_, RowSpaceInverse)
+        by_leverage = not isinstance(self.solver_, ActiveSetInverse)
+        by_leverage = by_leverage and self._removal_shifts is None
+        if by_leverage and (cheap or design.n_outputs == 1):
             M = self._leverage_cache if self._leverage_cache is not None else self._leverages()
             shift = xp.matmul(M, grads.U[:, :, None])[:, :, 0]
             if grads.coef is not None:
@@ -832,7 +924,7 @@ class InfluenceExplainer(BaseEstimator):
         outputs = spec.feature_outputs or list(range(state.design.n_outputs))
         rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
         design, func, Y = self._prepare_test(X_test, y_test, target)
-        if isinstance(self.solver_, ActiveSetInverse):
+        if isinstance(self.solver_, (ActiveSetInverse, DecrementalPath)):
             raise ValueError("influence_features needs a smooth objective; pass hinge='smoothed'")
         F = self.solver_.solve(self._test_gradients(design, func, Y, slice(0, design.n_samples)))
         sub = state.design.take(rows)
@@ -865,6 +957,13 @@ class InfluenceExplainer(BaseEstimator):
         xp = self.xp_
         design = self.state_.design
         K = design.n_outputs
+        if isinstance(self.solver_, RowSpaceInverse):
+            return self._row_space_leverages()
+        if isinstance(self.solver_, DecrementalPath):
+            raise ValueError(
+                "leverages of a hinge kernel model explained in row space are not "
+                "available; use solver='exact' (kernel features)."
+            )
         if K > 1 and design.shared and self.solver_.name == "exact":
             if design.n_params <= self.n_train_:
                 return self._shared_leverages()
@@ -882,6 +981,20 @@ class InfluenceExplainer(BaseEstimator):
                 M = [[xp.sum(cols[a] * sol[b], axis=0) for b in range(K)] for a in range(K)]
             out.append(xp.stack([xp.stack(r, axis=1) for r in M], axis=1))
         return xp.concat(out, axis=0)
+
+    def _row_space_leverages(self):
+        """``M_i = h_i I`` with ``h_i = phi_i^T H^{-1} phi_i``: the responses to
+        the training rows' own kernel columns, a bounded block at a time (one
+        row-space solve per training row: ``O(n)`` solves in all)."""
+        xp = self.xp_
+        n, K = self.n_train_, self.state_.design.n_outputs
+        train = self.state_.design.blocks[0]
+        h = np.empty(n)
+        # conjugate gradients hold about five n x b arrays per block of b rows
+        for rows in block_slices(n, self._rows_budget(6 * n)):
+            E = self.solver_.responses(train.take_rows(rows).T.dense())
+            h[rows] = E[np.arange(rows.start, rows.stop), np.arange(rows.stop - rows.start)]
+        return asarray(h, xp)[:, None, None] * xp.eye(K, dtype=xp.float64)[None, :, :]
 
     def _shared_leverages(self):
         """``M_i[a, b] = x_i^T (H^{-1})_{ab} x_i`` for a design shared by all

@@ -161,6 +161,8 @@ class BlockDesign:
         for B in self.blocks:
             if sp.issparse(B):
                 s = xp.asarray(np.asarray(B.multiply(B).sum(axis=1)).ravel())
+            elif hasattr(B, "row_sq_norms"):  # a lazily evaluated block
+                s = B.row_sq_norms()
             else:
                 s = xp.vecdot(B, B, axis=-1)  # no (n, p) temporary
             total = s if total is None else total + s

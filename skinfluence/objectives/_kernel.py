@@ -15,6 +15,14 @@ k(X, x)``, dropping numerically null directions), and beyond that a pivoted
 Cholesky factorisation stopped at a relative tolerance, which evaluates only
 ``r`` kernel columns and stores ``n x r`` numbers, never the ``n x n`` matrix.
 
+**Row space.** ``KernelRidge`` with the CG solver (or beyond
+``exact_max`` rows with ``solver="auto"``) skips the feature map: its
+parameters are the dual coefficients ``beta`` themselves, its design the
+kernel matrix, evaluated on demand in row blocks (:class:`KernelBlock`), and
+the inverse Hessian is taken in the row space of the training rows
+(:class:`~skinfluence.solvers.RowSpaceInverse`). Memory stays
+``O(n x block)``; nothing ``n x n`` is held.
+
 =============  ===========================================================
 estimator      objective minimised by scikit-learn, in ``w``
 =============  ===========================================================
@@ -32,10 +40,11 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.svm import SVC, SVR
 
-from .._backend import asarray, block_slices
+from .._backend import asarray, block_slices, pivoted_cholesky
 from ._design import BlockDesign, with_intercept
 from ._estimators import ModelSpec
 from ._losses import Prediction, SmoothedEpsilonInsensitive, SmoothedHinge, SquaredError
+from ._objective import Regularizer
 from ._svm import LinearKernelSVCSpec, check_binary_svc
 
 
@@ -96,31 +105,18 @@ class KernelFeatureMap:
         return self
 
     def _pivoted_cholesky(self, d):
-        n = self.n_train
-        rmax = min(n, self.max_rank or n)
-        # columns are allocated as the rank grows: a low-rank kernel on many
-        # rows must not cost n x n memory up front
-        L = np.zeros((n, min(rmax, 256)))
-        pivots = []
-        d_max = d.max()
-        stop = self.tol * d_max
-        d = d.copy()
-        for k in range(rmax):
-            j = int(np.argmax(d))
-            if d[j] <= stop:
-                break
-            if k == L.shape[1]:
-                L = np.concatenate([L, np.zeros((n, min(rmax, 2 * k) - k))], axis=1)
-            col = self.kernel(None, [j])[:, 0] - L[:, :k] @ L[j, :k]
-            L[:, k] = col / np.sqrt(d[j])
-            d -= L[:, k] ** 2
-            pivots.append(j)
-            _check_semidefinite(d.min(), d_max)
-        r = len(pivots)
+        d_max = float(np.max(d))
+        L, pivots, residual = pivoted_cholesky(
+            lambda j: self.kernel(None, [j])[:, 0],
+            d,
+            self.tol,
+            self.max_rank,
+            check=lambda residual: _check_semidefinite(residual.min(), d_max),
+        )
         self.method_ = "pivoted_cholesky"
-        self.pivots_ = np.asarray(pivots)
-        self.L_pivots_ = L[self.pivots_, :r]  # lower triangular in pivot order
-        self.residual_ = float(d.max()) if r < n else 0.0
+        self.pivots_ = pivots
+        self.L_pivots_ = L[pivots, :]  # lower triangular in pivot order
+        self.residual_ = residual
 
     def transform(self, A):
         """``phi(A)``; ``A=None`` means the training rows."""
@@ -141,6 +137,99 @@ class KernelFeatureMap:
         return np.concatenate(out, axis=0)
 
 
+class KernelBlock:
+    """``[scale * K(A, X_train), 1]`` evaluated on demand, row block by row block.
+
+    A design block that never holds the kernel matrix: products with it cost
+    one pass of kernel evaluations over ``A`` and ``block_rows x n_train``
+    numbers at a time. ``.T`` is the transposed operator.
+
+    Parameters
+    ----------
+    kernel : callable ``(A, idx) -> K(A, X_train[idx])``
+        As in :class:`KernelFeatureMap`; ``idx=None`` means all training rows.
+    A : ndarray of shape (n_rows, n_features)
+        The rows (training rows, or new rows; rows of ``K`` when precomputed).
+    n_train : int
+    block_rows : int
+    scale : float
+    intercept : bool
+        Append a column of ones (the intercept's design column).
+    """
+
+    def __init__(
+        self, kernel, A, n_train, block_rows=1024, scale=1.0, intercept=False, transposed=False
+    ):
+        self.kernel = kernel
+        self.A = A
+        self.n_train = n_train
+        self.block_rows = block_rows
+        self.scale = scale
+        self.intercept = intercept
+        self.transposed = transposed
+        cols = n_train + int(intercept)
+        self.shape = (cols, A.shape[0]) if transposed else (A.shape[0], cols)
+        self.ndim = 2
+
+    def _blocks(self):
+        for rows in block_slices(self.A.shape[0], self.block_rows):
+            yield rows, self.scale * self.kernel(self.A[rows], None)
+
+    def _like(self, **changes):
+        args = {
+            "block_rows": self.block_rows,
+            "scale": self.scale,
+            "intercept": self.intercept,
+            "transposed": self.transposed,
+        }
+        args.update(changes)
+        A = args.pop("A", self.A)
+        return KernelBlock(self.kernel, A, self.n_train, **args)
+
+    def __matmul__(self, V):
+        V = np.asarray(V)
+        n = self.n_train
+        if self.transposed:
+            out = np.zeros((self.shape[0], *V.shape[1:]))
+            for rows, Kb in self._blocks():
+                out[:n] += Kb.T @ V[rows]
+            if self.intercept:
+                out[n] = V.sum(axis=0)
+            return out
+        out = np.concatenate([Kb @ V[:n] for _, Kb in self._blocks()], axis=0)
+        return out + V[n] if self.intercept else out
+
+    @property
+    def T(self):
+        return self._like(transposed=not self.transposed)
+
+    def scaled(self, factor):
+        return self._like(scale=self.scale * factor)
+
+    def take_rows(self, rows):
+        if self.transposed:
+            raise ValueError("take rows of the kernel block, not of its transpose")
+        A = self.A[rows] if isinstance(rows, slice) else self.A[np.asarray(rows, dtype=int)]
+        return self._like(A=A)
+
+    def columns(self, idx):
+        """Kernel columns ``idx`` of the (untransposed) block: (n_rows, len(idx))."""
+        return self.scale * self.kernel(self.A, idx)
+
+    def dense(self):
+        """The block as an array: call it on bounded sets of rows only."""
+        K = self.scale * self.kernel(self.A, None)
+        if self.intercept:
+            K = np.concatenate([K, np.ones((K.shape[0], 1))], axis=1)
+        return K.T if self.transposed else K
+
+    def row_sq_norms(self):
+        if self.transposed:
+            raise ValueError("row norms of the transposed kernel block are not needed")
+        norms = np.concatenate([np.sum(Kb * Kb, axis=1) for _, Kb in self._blocks()])
+        return norms + 1.0 if self.intercept else norms
+
+
 class KernelModelSpec(ModelSpec):
     """A kernel model as a linear model on :class:`KernelFeatureMap` features.
 
@@ -149,12 +238,31 @@ class KernelModelSpec(ModelSpec):
     """
 
     kernel_tol = 1e-10
+    #: training rows up to which solver="auto" uses exact kernel features
+    exact_max = 3000
+    #: whether the model can be explained in row space (set row_space first)
+    supports_row_space = False
+    row_space = False
+    #: memory of one block of kernel values evaluated in row space
+    kernel_block_bytes = 32 * 2**20
 
     def __init__(self, est, *, temperature=None):
         super().__init__(est, temperature=temperature)
         self.pairwise = est.kernel == "precomputed"
 
     # -- kernel evaluation ------------------------------------------------
+    def regularizer(self, xp):
+        if not self.row_space:
+            return super().regularizer(xp)
+        # the RKHS norm in dual coefficients, beta^T K beta, per output; the
+        # intercept (last parameter of each output when fitted) is free
+        n = self._X_train.shape[0]
+        width = n + int(self.fit_intercept)
+        K = self.training_kernel()
+        pen = np.broadcast_to(np.asarray(self.coef_penalty, dtype=float), (self.n_outputs,))
+        blocks = [(k * width, K.scaled(pen[k])) for k in range(self.n_outputs)]
+        return Regularizer(asarray(np.zeros(width * self.n_outputs), xp), blocks, xp=xp)
+
     def _kernel_params(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -167,7 +275,7 @@ class KernelModelSpec(ModelSpec):
     def prepare(self, X_train):
         """Fit the feature map on the training rows (``K`` itself when precomputed)."""
         X_train = np.asarray(X_train.toarray() if hasattr(X_train, "toarray") else X_train)
-        n = X_train.shape[0]
+        n = self.n_train = X_train.shape[0]
         if self.pairwise:
             if X_train.shape[1] != n:
                 raise ValueError(
@@ -187,17 +295,39 @@ class KernelModelSpec(ModelSpec):
                 B = X_train if idx is None else X_train[idx]
                 return self.kernel_values(A, B)
 
+            # diagonal blocks of at most kernel_block_bytes
+            block = int(min(1024, max(1, np.sqrt(self.kernel_block_bytes / 8))))
             diag = np.concatenate(
                 [
                     np.diag(self.kernel_values(X_train[s], X_train[s]))
-                    for s in block_slices(n, 1024)
+                    for s in block_slices(n, block)
                 ]
             )
-        self.feature_map = KernelFeatureMap(kernel, n, tol=self.kernel_tol).fit(diag)
+        if self.row_space:
+            self._kernel, self._X_train, self.kernel_diagonal = kernel, X_train, diag
+            self.n_features = n
+            return
+        self.feature_map = KernelFeatureMap(
+            kernel, n, tol=self.kernel_tol, exact_max=self.exact_max
+        ).fit(diag)
         self.n_features = self.feature_map.n_features_
         self._train_features = self.feature_map.transform(None)
 
+    def kernel_block(self, X, intercept=False):
+        """:class:`KernelBlock` of rows ``X`` against the training rows (row space)."""
+        X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=float)
+        n = self._X_train.shape[0]
+        block_rows = max(1, self.kernel_block_bytes // (8 * max(1, n)))
+        return KernelBlock(self._kernel, X, n, block_rows, intercept=intercept)
+
+    def training_kernel(self):
+        """The training rows' kernel matrix as a :class:`KernelBlock` (row space)."""
+        return self.kernel_block(self._X_train)
+
     def make_design(self, X, xp):
+        if self.row_space:
+            block = self.kernel_block(X, intercept=self.fit_intercept)
+            return BlockDesign([block] * self.n_outputs, xp)
         Phi = self.feature_map.transform(np.asarray(X))
         Phi = asarray(Phi, xp)
         Xt = with_intercept(Phi, xp) if self.fit_intercept else Phi
@@ -207,7 +337,7 @@ class KernelModelSpec(ModelSpec):
         if estimator is not None and estimator is not self.estimator:
             raise ValueError("kernel models' parameters live on the explained training rows")
         beta = self.dual_coefficients()  # (n_train, K)
-        W = self._train_features.T @ beta  # (r, K)
+        W = beta if self.row_space else self._train_features.T @ beta  # (r, K)
         if not self.fit_intercept:
             return W.T.ravel()
         b = np.broadcast_to(np.asarray(self.estimator.intercept_, float), (self.n_outputs,))
@@ -248,8 +378,15 @@ class KernelRidgeSpec(KernelModelSpec):
         dual = np.asarray(self.estimator.dual_coef_, dtype=float)
         return dual.reshape(dual.shape[0], -1)
 
+    @property
+    def supports_row_space(self):
+        # one penalty for every output: the outputs share one Hessian block
+        return np.unique(self.coef_penalty).size == 1
+
 
 class _LibsvmKernelSpec(KernelModelSpec):
+    supports_row_space = True
+
     def __init__(self, est, *, temperature=None):
         super().__init__(est, temperature=temperature)
         self.n_outputs = 1
@@ -271,7 +408,7 @@ class _LibsvmKernelSpec(KernelModelSpec):
 
     def dual_coefficients(self):
         est = self.estimator
-        beta = np.zeros((self._train_features.shape[0], 1))
+        beta = np.zeros((self.n_train, 1))
         beta[est.support_, 0] = np.asarray(est.dual_coef_, dtype=float)[0]
         return beta
 

@@ -5,6 +5,7 @@ from ._base import ConvergenceError, HessianOperator, InverseHessian, SolverRepo
 from ._cg import CGInverseHessian
 from ._exact import ExactInverseHessian
 from ._lissa import LissaInverseHessian
+from ._row_space import RowSpaceInverse
 
 SOLVERS = {
     "exact": ExactInverseHessian,
@@ -20,5 +21,6 @@ __all__ = [
     "HessianOperator",
     "InverseHessian",
     "LissaInverseHessian",
+    "RowSpaceInverse",
     "SolverReport",
 ]

@@ -12,13 +12,14 @@ from ._base import InverseHessian
 
 
 class CGInverseHessian(InverseHessian):
-    r"""``H_d^{-1} B`` by Jacobi-preconditioned conjugate gradients.
+    r"""``H_d^{-1} B`` by preconditioned conjugate gradients.
 
     All columns of ``B`` iterate together: each iteration is one
     Hessian-matrix product ``H_d P`` over the still-active columns (one pass
     over the data for all of them), never a Python loop per right-hand side.
     A column stops once ``||b - H_d x|| <= tol ||b||``. The preconditioner is
-    the exact diagonal of ``H_d``, available in closed form for every design.
+    the exact diagonal of ``H_d``, available in closed form for every design,
+    unless the operator brings its own (``operator.preconditioner()``).
 
     Parameters
     ----------
@@ -38,9 +39,12 @@ class CGInverseHessian(InverseHessian):
         self.tol = tol
         self.max_iter = max_iter or min(5000, max(100, 2 * operator.n_params))
         self.verbose = verbose
-        d = operator.diagonal()
-        xp = self.xp
-        self._inv_diag = 1.0 / xp.where(d > 0, d, 1.0)
+        if hasattr(operator, "preconditioner"):
+            self._precondition = operator.preconditioner()
+        else:
+            d = operator.diagonal()
+            inv_diag = 1.0 / self.xp.where(d > 0, d, 1.0)
+            self._precondition = lambda R: inv_diag[:, None] * R
 
     def solve(self, B):
         xp = self.xp
@@ -49,7 +53,7 @@ class CGInverseHessian(InverseHessian):
         bnorm = xp.sqrt(xp.sum(B * B, axis=0))
         X = xp.zeros_like(B)
         R = B
-        Z = self._inv_diag[:, None] * R
+        Z = self._precondition(R)
         P = Z
         rz = xp.sum(R * Z, axis=0)
         active = np.arange(m)
@@ -83,7 +87,7 @@ class CGInverseHessian(InverseHessian):
             alpha = rz / xp.sum(P * HP, axis=0)
             X = X + alpha[None, :] * P
             R = R - alpha[None, :] * HP
-            Z = self._inv_diag[:, None] * R
+            Z = self._precondition(R)
             rz_new = xp.sum(R * Z, axis=0)
             P = Z + (rz_new / rz)[None, :] * P
             rz = rz_new

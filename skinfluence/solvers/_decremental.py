@@ -35,8 +35,12 @@ first segment extrapolated to ``s = 1`` is the first-order active-set
 estimate of :class:`ActiveSetInverse`; following the events makes it exact.
 
 Each segment costs one solve of size ``|K| + n_free`` and ``O(n |K|)`` for the
-output directions; columns of ``Q`` are evaluated once (``O(nnz)`` each, by
-products with the design) and kept.
+output directions; columns of ``Q`` are evaluated once and kept. Two
+geometries provide them: :class:`DesignGeometry` (parameters on the
+explainer's design, ``O(nnz)`` per column) and :class:`RowSpaceGeometry`
+(kernel models in row space: ``Q = K / lambda`` is the kernel matrix itself,
+the parameters are the dual coefficients ``beta = -nu / lambda`` and the
+intercept, and the parameter changes are sparse).
 """
 
 from __future__ import annotations
@@ -44,8 +48,113 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._backend import asarray, to_numpy
+from ._base import SolverReport
+
+
+def _solve_kkt(Q, B, rhs):
+    """``[[Q, -B], [B^T, 0]] x = rhs``; least squares for dependent kink rows
+    (any solution then moves the outputs the same way)."""
+    nf = B.shape[1]
+    A = np.block([[Q, -B], [B.T, np.zeros((nf, nf))]])
+    try:
+        return np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(A, rhs, rcond=None)[0]
+
+
+class DesignGeometry:
+    """``Q``, ``B`` and parameter changes on a design with a diagonal penalty.
+
+    Parameters
+    ----------
+    state : ObjectiveState
+    damping : float
+        Added to the penalty's diagonal, as in :class:`ActiveSetInverse`.
+    """
+
+    def __init__(self, state, damping: float = 0.0):
+        obj = state.objective
+        if obj.regularizer.dense_blocks:
+            raise ValueError("the decremental path needs a diagonal penalty")
+        self.xp = state.xp
+        self.design = design = state.design
+        self.n, self.n_params = design.n_samples, design.n_params
+        r_diag = to_numpy(obj.total_strength * obj.regularizer.diag()) + damping
+        self.free = np.flatnonzero(r_diag == 0)
+        self.r_inv = np.where(r_diag > 0, 1.0 / np.where(r_diag > 0, r_diag, 1.0), 0.0)
+        E = np.zeros((self.n_params, self.free.size))
+        E[self.free, np.arange(self.free.size)] = 1.0
+        self.B = to_numpy(design.forward(asarray(E, self.xp))[:, 0, :]).reshape(self.n, -1)
+
+    def columns(self, idx):
+        """``Q[:, idx] = Psi_p R_p^{-1} psi_idx``, (n, len(idx))."""
+        xp = self.xp
+        ones = xp.ones((idx.size, 1), dtype=xp.float64)
+        V = self.design.take(idx).expand(ones) * asarray(self.r_inv, xp)[:, None]
+        return to_numpy(self.design.forward(V)[:, 0, :])
+
+    def parameter_change(self, rows, delta_nu, delta_free):
+        """``delta_theta``: ``-R_p^{-1} Psi_p^T dnu`` on the penalised
+        parameters, ``delta_free`` on the free ones; dense (n_params,)."""
+        if rows.size:
+            sub = self.design.take(rows)
+            grad = to_numpy(sub.backward(asarray(delta_nu[:, None], self.xp)))
+        else:
+            grad = np.zeros(self.n_params)
+        delta = -self.r_inv * grad
+        delta[self.free] = delta_free
+        return delta
+
+    def collect(self, changes):
+        """The (n_params, n) matrix of parameter changes, dense in the design's namespace."""
+        out = np.zeros((self.n_params, self.n))
+        for r, change in changes:
+            out[:, r] = self.parameter_change(*change)
+        return asarray(out, self.xp)
+
+
+class RowSpaceGeometry:
+    """``Q = K / lambda`` of a kernel model in row space, with its intercept.
+
+    The parameters are ``theta = [beta, b]`` (dual coefficients over all
+    training rows, then the intercept when ``intercept``); at the optimum
+    ``beta = -nu / lambda``, so a removal changes ``beta`` on the rows whose
+    multiplier moved only: the changes are returned as a sparse matrix.
+
+    Parameters
+    ----------
+    kernel : KernelBlock
+        The training rows' kernel matrix, without the intercept column.
+    strength : float, ``lambda``
+    intercept : bool
+    """
+
+    def __init__(self, kernel, strength: float, intercept: bool):
+        self.kernel = kernel
+        self.strength = float(strength)
+        self.n = kernel.shape[0]
+        self.n_params = self.n + int(intercept)
+        self.B = np.ones((self.n, 1)) if intercept else np.zeros((self.n, 0))
+        self.xp = np
+
+    def columns(self, idx):
+        return self.kernel.columns(idx) / self.strength
+
+    def collect(self, changes):
+        rows, cols, vals = [], [], []
+        for r, (changed, delta_nu, delta_free) in changes:
+            rows += [changed, np.arange(self.n, self.n_params)]
+            cols += [np.full(changed.size + delta_free.size, r)]
+            vals += [-delta_nu / self.strength, delta_free]
+        if not cols:
+            return sp.csc_array((self.n_params, self.n))
+        return sp.csc_array(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(self.n_params, self.n),
+        )
 
 
 class DecrementalPath:
@@ -53,52 +162,106 @@ class DecrementalPath:
 
     Parameters
     ----------
-    state : ObjectiveState
-        At the fitted hinge optimum; the loss must expose ``kinks``.
-    kkt : dict
-        :func:`hinge_kkt` of that state: the margin rows and multipliers.
-    damping : float
-        Added to the penalty's diagonal, as in :class:`ActiveSetInverse`.
+    geometry : DesignGeometry or RowSpaceGeometry
+        Columns of ``Q``, the free parameters' columns ``B`` and how
+        multiplier changes become parameter changes.
+    weights : ndarray of shape (n,), ``c``
+    kinks, slopes : ndarrays of shape (n, n_kinks), (n, n_kinks + 1)
+        The loss as a piecewise-linear function of ``z`` (``loss.kinks(y)``).
+    z : ndarray of shape (n,), the fitted outputs
+    margin : ndarray of int, the rows on a kink
+    multipliers : ndarray of shape (n,), ``nu`` at the fit (clipped here to
+        the kink rows' intervals)
     max_events : int or None
         Events followed per removal before the current segment is
-        extrapolated to the end (and a warning says so). ``None``: ``10 n``.
+        extrapolated to the end (``0``: the first-order active-set estimate).
+        ``None``: ``10 n``, with a warning if a removal needs more.
     """
 
     name = "path"
 
-    def __init__(self, state, kkt, damping: float = 0.0, max_events: int | None = None):
-        obj = state.objective
-        self.xp = state.xp
-        if obj.regularizer.dense_blocks:
-            raise ValueError("the decremental path needs a diagonal penalty")
-        self.design = design = state.design
-        n, P = design.n_samples, design.n_params
-        self.n = n
-        r_diag = to_numpy(obj.total_strength * obj.regularizer.diag()) + damping
-        self.free = np.flatnonzero(r_diag == 0)
-        self.r_inv = np.where(r_diag > 0, 1.0 / np.where(r_diag > 0, r_diag, 1.0), 0.0)
-        self.c = to_numpy(obj.weights).astype(float)
-        self.kinks, self.slopes = obj.loss.kinks(to_numpy(obj.targets))
-        self.z0 = to_numpy(state.z)[:, 0].astype(float)
+    def __init__(
+        self,
+        geometry,
+        weights,
+        kinks,
+        slopes,
+        z,
+        margin,
+        multipliers,
+        max_events: int | None = None,
+    ):
+        self.geometry = geometry
+        self.n = n = geometry.n
+        self.B = geometry.B
+        self.c = np.asarray(weights, dtype=float)
+        self.kinks, self.slopes = kinks, slopes
+        self.z0 = np.asarray(z, dtype=float)
+        self.first_order = max_events == 0
         self.max_events = 10 * n if max_events is None else int(max_events)
-        # free parameters' design columns B, (n, n_free)
-        E = np.zeros((P, self.free.size))
-        E[self.free, np.arange(self.free.size)] = 1.0
-        self.B = to_numpy(design.forward(asarray(E, self.xp))[:, 0, :]).reshape(n, -1)
-
+        self.report = SolverReport("active_set" if self.first_order else "path")
         # initial state: on kink j (``seg`` = kink index) or in interval j
-        margin = np.asarray(kkt["margin"], dtype=int)
+        margin = np.asarray(margin, dtype=int)
         self.on0 = np.zeros(n, dtype=bool)
         self.on0[margin] = True
         below = (self.kinks < self.z0[:, None]).sum(axis=1)  # interval index
         nearest = np.argmin(np.abs(self.kinks - self.z0[:, None]), axis=1)
         self.seg0 = np.where(self.on0, nearest, below)
-        nu = to_numpy(kkt["bound_gradient"]).astype(float).copy()
+        nu = np.array(multipliers, dtype=float)
         if margin.size:
             lo, hi = self._bounds(margin, self.seg0[margin])
-            nu[margin] = np.clip(to_numpy(kkt["multipliers"]), lo, hi)
+            nu[margin] = np.clip(nu[margin], lo, hi)
         self.nu0 = nu
-        self._columns = {}  # row -> column of Q
+        self._columns = {}  # kink row -> column of Q
+        self._initial_inverse = None
+
+    @classmethod
+    def on_design(cls, state, kkt, damping: float = 0.0, max_events: int | None = None):
+        """The path on the explainer's design, started from :func:`hinge_kkt`."""
+        obj = state.objective
+        margin = np.asarray(kkt["margin"], dtype=int)
+        nu = to_numpy(kkt["bound_gradient"]).astype(float).copy()
+        nu[margin] = to_numpy(kkt["multipliers"])
+        kinks, slopes = obj.loss.kinks(to_numpy(obj.targets))
+        return cls(
+            DesignGeometry(state, damping),
+            to_numpy(obj.weights),
+            kinks,
+            slopes,
+            to_numpy(state.z)[:, 0],
+            margin,
+            nu,
+            max_events,
+        )
+
+    @classmethod
+    def in_row_space(cls, state, kernel, strength: float, fitted_strength: float, max_events=None):
+        """The path of a kernel model in row space, started from its dual
+        coefficients: ``nu = -lambda beta`` (``fitted_strength``) at the fit.
+
+        Rows within ``1e-3`` of a kink are kink rows; the others get the
+        multiplier their side of the kink implies. How far the dual
+        coefficients are from that, relative to ``sum_i c_i``, is
+        :attr:`kkt_residual` (0 at an exact optimum).
+        """
+        obj = state.objective
+        n = kernel.shape[0]
+        theta = to_numpy(state.theta)
+        weights = to_numpy(obj.weights).astype(float)
+        kinks, slopes = obj.loss.kinks(to_numpy(obj.targets))
+        z = to_numpy(state.z)[:, 0]
+        distance = to_numpy(obj.loss.kink_distance(obj.targets, state.z))[:, 0]
+        margin = np.flatnonzero(distance <= 1e-3)
+        geometry = RowSpaceGeometry(kernel, strength, intercept=theta.size > n)
+        fitted = -fitted_strength * theta[:n]
+        off = np.ones(n, dtype=bool)
+        off[margin] = False
+        interval = (kinks < z[:, None]).sum(axis=1)
+        nu = fitted.copy()
+        nu[off] = weights[off] * slopes[off, interval[off]]
+        path = cls(geometry, weights, kinks, slopes, z, margin, nu, max_events)
+        path.kkt_residual = float(np.abs(fitted - path.nu0).sum() / max(weights.sum(), 1e-300))
+        return path
 
     def _bounds(self, rows, seg):
         """Multiplier interval of rows on kink ``seg``: the slopes either side."""
@@ -106,54 +269,51 @@ class DecrementalPath:
         return c * self.slopes[rows, seg], c * self.slopes[rows, seg + 1]
 
     def _q(self, rows):
-        """Columns ``Q[:, rows] = Psi_p R_p^{-1} psi_rows``, (n, len(rows)), cached."""
+        """Columns ``Q[:, rows]``, (n, len(rows)), evaluated once and kept."""
         missing = [int(r) for r in rows if int(r) not in self._columns]
         if missing:
-            idx = np.asarray(missing)
-            design, xp = self.design, self.xp
-            ones = xp.ones((idx.size, 1), dtype=xp.float64)
-            V = design.take(idx).expand(ones) * asarray(self.r_inv, xp)[:, None]
-            cols = to_numpy(design.forward(V)[:, 0, :])
+            cols = self.geometry.columns(np.asarray(missing))
             for k, r in enumerate(missing):
                 self._columns[r] = cols[:, k]
         if len(rows) == 0:
             return np.zeros((self.n, 0))
         return np.stack([self._columns[int(r)] for r in rows], axis=1)
 
-    def remove(self, r: int):
-        """Parameter change of removing row ``r``: ``(delta_theta, n_events, truncated)``."""
-        n, nf = self.n, self.free.size
+    def remove(self, r: int, q_r=None):
+        """Removing row ``r``: ``((rows, delta_nu, delta_free), n_events, truncated)``,
+        the multipliers that changed and the change of the free parameters.
+        ``q_r``: the column ``Q[:, r]`` if already evaluated."""
+        n, nf = self.n, self.B.shape[1]
         nu_r = self.nu0[r]
         delta_free = np.zeros(nf)
         if nu_r == 0.0:  # a row with zero gradient leaves the optimum unchanged
-            return self._assemble(np.zeros(0, dtype=int), np.zeros(0), delta_free), 0, False
+            return (np.zeros(0, dtype=int), np.zeros(0), delta_free), 0, False
         nu, z = self.nu0.copy(), self.z0.copy()
         on, seg = self.on0.copy(), self.seg0.copy()
         others = np.ones(n, dtype=bool)
         others[r] = False
         n_kinks = self.kinks.shape[1]
-        q_r = self._q([r])[:, 0]
+        if q_r is None:  # not kept: only kink rows' columns are
+            q_r = self.geometry.columns(np.asarray([r]))[:, 0]
         s, events, truncated = 0.0, 0, False
         while s < 1.0:
             K = np.flatnonzero(on & others)
             m = K.size
-            QK = self._q(K)
-            BK = self.B[K]
-            A = np.block([[QK[K], -BK], [BK.T, np.zeros((nf, nf))]])
             rhs = nu_r * np.concatenate([q_r[K], self.B[r]])
-            try:
-                sol = np.linalg.solve(A, rhs)
-            except np.linalg.LinAlgError:
-                # dependent kink rows: any solution moves the outputs the same way
-                sol = np.linalg.lstsq(A, rhs, rcond=None)[0]
+            sol = self._initial_solve(r, rhs) if events == 0 else None
+            QK = None
+            if sol is None:
+                QK = self._q(K)
+                sol = _solve_kkt(QK[K], self.B[K], rhs)
             dnu, dfree = sol[:m], sol[m:]
-            dz = nu_r * q_r - QK @ dnu + self.B @ dfree
             step, event = 1.0 - s, None
             if events < self.max_events:
+                QK = self._q(K) if QK is None else QK
+                dz = nu_r * q_r - QK @ dnu + self.B @ dfree
                 step, event = self._next_event(step, K, dnu, nu, z, dz, on, seg, others, n_kinks)
-            elif not truncated:
+                z += step * dz
+            elif not self.first_order:
                 truncated = True
-            z += step * dz
             nu[K] += step * dnu
             delta_free += step * dfree
             s += step
@@ -166,11 +326,33 @@ class DecrementalPath:
             events += 1
         nu[r] = 0.0
         changed = np.flatnonzero(nu != self.nu0)
-        return (
-            self._assemble(changed, nu[changed] - self.nu0[changed], delta_free),
-            events,
-            truncated,
-        )
+        return (changed, nu[changed] - self.nu0[changed], delta_free), events, truncated
+
+    def _initial_solve(self, r, rhs):
+        """The first segment's direction from the inverse of the fitted kink
+        set's system, formed once: ``O(m^2)`` per row instead of a solve. For
+        a kink row ``r`` its row and column are eliminated (a Schur downdate).
+        ``None`` where the system is singular."""
+        if self._initial_inverse is None:
+            K0 = np.flatnonzero(self.on0)
+            QK = self._q(K0)
+            B = self.B[K0]
+            nf = B.shape[1]
+            A = np.block([[QK[K0], -B], [B.T, np.zeros((nf, nf))]])
+            try:
+                self._initial_inverse = np.linalg.inv(A)
+            except np.linalg.LinAlgError:
+                self._initial_inverse = False
+            self._kink_position = {int(k): p for p, k in enumerate(K0)}
+        inverse = self._initial_inverse
+        if inverse is False:
+            return None
+        p = self._kink_position.get(int(r))
+        if p is None:
+            return inverse @ rhs
+        keep = np.arange(inverse.shape[0]) != p
+        col, row = inverse[keep, p], inverse[p, keep]
+        return inverse[np.ix_(keep, keep)] @ rhs - col * (row @ rhs) / inverse[p, p]
 
     def _next_event(self, step, K, dnu, nu, z, dz, on, seg, others, n_kinks):
         """The first event within ``step``: ``(step, (row, on_kink, segment))``."""
@@ -204,28 +386,22 @@ class DecrementalPath:
             step, event = max(float(d[i]), 0.0), (i, True, int(kink))
         return step, event
 
-    def _assemble(self, rows, delta_nu, delta_free):
-        """``delta_theta`` from the multipliers' change: ``-R_p^{-1} Psi_p^T dnu``
-        on the penalised parameters, ``delta_free`` on the free ones."""
-        xp = self.xp
-        if rows.size:
-            sub = self.design.take(rows)
-            grad = to_numpy(sub.backward(asarray(delta_nu[:, None], xp)))
-        else:
-            grad = np.zeros(self.design.n_params)
-        delta = -self.r_inv * grad
-        delta[self.free] = delta_free
-        return delta
-
     def shifts(self):
-        """Parameter change of removing each training row, (n_params, n_train),
-        in the design's namespace; rows with zero gradient do not move it."""
-        out = np.zeros((self.design.n_params, self.n))
+        """Parameter change of removing each training row, (n_params, n_train):
+        dense in the design's namespace, or sparse in row space. Rows with
+        zero gradient do not move the optimum."""
         events = np.zeros(self.n, dtype=int)
-        truncated = 0
-        for r in np.flatnonzero(self.nu0 != 0.0):
-            out[:, r], events[r], cut = self.remove(int(r))
-            truncated += cut
+        truncated, changes = 0, []
+        moving = np.flatnonzero(self.nu0 != 0.0)
+        # the removed rows' columns of Q, evaluated a chunk of 8 MiB at a time
+        chunk = max(1, 2**20 // self.n)
+        for start in range(0, moving.size, chunk):
+            rows = moving[start : start + chunk]
+            columns = self.geometry.columns(rows)
+            for k, r in enumerate(rows):
+                change, events[r], cut = self.remove(int(r), columns[:, k])
+                changes.append((int(r), change))
+                truncated += cut
         if truncated:
             warnings.warn(
                 f"the decremental path of {truncated} removal(s) met more than "
@@ -236,4 +412,5 @@ class DecrementalPath:
                 stacklevel=3,
             )
         self.events_ = events
-        return asarray(out, self.xp)
+        self.report.details.update(path_events=int(events.sum()), margin_rows=int(self.on0.sum()))
+        return self.geometry.collect(changes)

@@ -134,12 +134,15 @@ class InfluenceExplainer(BaseEstimator):
     solver : {"auto", "exact", "cg", "lissa"}, default="auto"
         Inverse-Hessian solver. ``"auto"`` factors the dense Hessian while the
         parameter count is at most 4000 and uses conjugate gradients above.
-        ``KernelRidge`` with ``"cg"`` (or ``"auto"`` beyond 3000 training rows)
-        is solved in the row space of the training rows, with kernel values
-        evaluated on demand: memory ``O(n_train)`` per test row instead of the
-        ``n_train x n_train`` kernel features (``solver_options`` also takes
+        Kernel models (``KernelRidge``; ``SVC`` and ``SVR`` with
+        ``hinge="active_set"``) with ``"cg"``, or ``"auto"`` beyond 3000
+        training rows, are explained in the row space of the training rows,
+        with kernel values evaluated on demand instead of the
+        ``n_train x n_train`` kernel features. Kernel ridge then runs
+        preconditioned CG (``solver_options`` also takes
         ``preconditioner_rank``: at most 500, within half of
-        ``max_block_bytes``).
+        ``max_block_bytes``); hinge models need the margin rows' kernel
+        columns only.
     approximation : {"influence", "newton", "path"}, default="influence"
         ``"influence"``: the first-order estimate above. ``"newton"`` (smooth
         objectives) replaces ``H`` by the leave-one-out Hessian ``H - H_i``
@@ -834,8 +837,9 @@ class InfluenceExplainer(BaseEstimator):
         -------
         ndarray of shape (n_rows, n_params)
             Removing row ``i`` changes the parameter vector (``spec_.theta()``
-            layout: per output, coefficients then intercept) by about
-            ``-influence_params[i]``.
+            layout: per output, coefficients then intercept; for hinge kernel
+            models in row space, the dual coefficients over all training rows
+            then the intercept) by about ``-influence_params[i]``.
         """
         check_is_fitted(self, "solver_")
         rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)

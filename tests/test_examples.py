@@ -107,16 +107,19 @@ def test_figure2_digits(tmp_path):
 
 def test_figure3_smooth_hinge(tmp_path):
     """Koh & Liang's Figure 3 on a linear SVM: the active-set method correlates
-    best and gets the scale roughly right; the smoothed Hessian at small
-    temperature underestimates the changes by a large factor."""
+    better than the smoothed hinge and gets the scale roughly right; the
+    smoothed Hessian at small temperature underestimates the changes by a
+    large factor; the decremental path is exact."""
     png = tmp_path / "figure3.png"
     out = run_example("plot_figure3_smooth_hinge.py", tmp_path, "--quick", "--out", str(png))
     assert f"wrote {png}" in out
     assert_png(png, min_width=1000)
-    rows = parse(r"^(smoothed t=\S+|active_set)\s+([-\d.]+)\s+([-\d.]+)\s*$", out)
+    rows = parse(r"^(smoothed t=\S+|active_set|path)\s+([-\d.]+)\s+([-\d.]+)\s*$", out)
     stats = {name: (float(r), float(s)) for name, r, s in rows}
     # quick mode: two temperatures
-    assert set(stats) == {"smoothed t=0.001", "smoothed t=0.1", "active_set"}
+    assert set(stats) == {"smoothed t=0.001", "smoothed t=0.1", "active_set", "path"}
+    r_path, s_path = stats.pop("path")
+    assert r_path >= 0.999 and abs(s_path - 1.0) <= 0.01  # exact: equals the refits
     r_active, s_active = stats.pop("active_set")
     assert r_active > 0.5
     assert all(r_active >= r for r, _ in stats.values()), (r_active, stats)

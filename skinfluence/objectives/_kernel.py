@@ -15,13 +15,15 @@ k(X, x)``, dropping numerically null directions), and beyond that a pivoted
 Cholesky factorisation stopped at a relative tolerance, which evaluates only
 ``r`` kernel columns and stores ``n x r`` numbers, never the ``n x n`` matrix.
 
-**Row space.** ``KernelRidge`` with the CG solver (or beyond
-``exact_max`` rows with ``solver="auto"``) skips the feature map: its
-parameters are the dual coefficients ``beta`` themselves, its design the
-kernel matrix, evaluated on demand in row blocks (:class:`KernelBlock`), and
-the inverse Hessian is taken in the row space of the training rows
-(:class:`~skinfluence.solvers.RowSpaceInverse`). Memory stays
-``O(n x block)``; nothing ``n x n`` is held.
+**Row space.** With the CG solver (or beyond ``exact_max`` rows with
+``solver="auto"``) the feature map is skipped: the parameters are the dual
+coefficients ``beta`` themselves (and the intercept), the design is the
+kernel matrix evaluated on demand in row blocks (:class:`KernelBlock`), and
+nothing ``n x n`` is held. ``KernelRidge`` then takes its inverse Hessian in
+the row space of the training rows
+(:class:`~skinfluence.solvers.RowSpaceInverse`); ``SVC`` and ``SVR`` run the
+active set and the decremental path on kernel columns of their margin rows
+(:class:`~skinfluence.solvers._decremental.RowSpaceGeometry`).
 
 =============  ===========================================================
 estimator      objective minimised by scikit-learn, in ``w``

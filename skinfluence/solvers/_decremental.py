@@ -35,7 +35,11 @@ first segment extrapolated to ``s = 1`` is the first-order active-set
 estimate of :class:`ActiveSetInverse`; following the events makes it exact.
 
 Each segment costs one solve of size ``|K| + n_free`` and ``O(n |K|)`` for the
-output directions; columns of ``Q`` are evaluated once and kept. Two
+output directions; the first segments of all removals share one inverse of
+the fitted kink set's system (``O(|K|^2)`` per row; a kink row's own removal
+is a Schur downdate of it), and later segments solve afresh (rank-one
+updates would make them cheaper; not built). Columns of ``Q`` are evaluated
+once per kink row and kept. Two
 geometries provide them: :class:`DesignGeometry` (parameters on the
 explainer's design, ``O(nnz)`` per column) and :class:`RowSpaceGeometry`
 (kernel models in row space: ``Q = K / lambda`` is the kernel matrix itself,

@@ -34,11 +34,11 @@ interval (the row leaves the kink), or another row's output reaches a kink
 first segment extrapolated to ``s = 1`` is the first-order active-set
 estimate of :class:`ActiveSetInverse`; following the events makes it exact.
 
-Each segment costs one solve of size ``|K| + n_free`` and ``O(n |K|)`` for the
-output directions; the first segments of all removals share one inverse of
-the fitted kink set's system (``O(|K|^2)`` per row; a kink row's own removal
-is a Schur downdate of it), and later segments solve afresh (rank-one
-updates would make them cheaper; not built). Columns of ``Q`` are evaluated
+The system's inverse is formed once, for the fitted kink set; every removal
+starts from it (a kink row's own removal is a Schur downdate) and every
+event updates it (:class:`_KinkSystem`: bordering when a row joins, a
+downdate when one leaves), so a segment costs ``O(|K|^2)`` for its direction
+and ``O(n |K|)`` for the outputs' direction. Columns of ``Q`` are evaluated
 once per kink row and kept. Two
 geometries provide them: :class:`DesignGeometry` (parameters on the
 explainer's design, ``O(nnz)`` per column) and :class:`RowSpaceGeometry`
@@ -67,6 +67,86 @@ def _solve_kkt(Q, B, rhs):
         return np.linalg.solve(A, rhs)
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(A, rhs, rcond=None)[0]
+
+
+class _KinkSystem:
+    r"""The inverse of the symmetric KKT matrix of the current kink rows ``K``,
+    ``A_K = [[Q_KK, -B_K], [-B_K^T, 0]]``, kept up to date along a path.
+
+    A row joining ``K`` borders ``A_K``; a row leaving it is eliminated (a
+    Schur downdate): ``O(|K|^2)`` per event instead of a fresh ``O(|K|^3)``
+    solve. Instances are not modified (:meth:`joined` and :meth:`without`
+    return new ones), so every removal starts from the fitted kink set's
+    system. ``None`` stands for a singular system (dependent kink rows); the
+    path then solves each segment afresh.
+    """
+
+    def __init__(self, path, rows, inverse, columns=None):
+        self.path = path
+        self.rows = rows
+        self.inverse = inverse
+        self._columns = columns
+
+    @classmethod
+    def build(cls, path, rows):
+        Q = path._q(rows)
+        B = path.B[rows]
+        nf = B.shape[1]
+        A = np.block([[Q[rows], -B], [-B.T, np.zeros((nf, nf))]])
+        try:
+            inverse = np.linalg.inv(A)
+        except np.linalg.LinAlgError:
+            return None
+        return cls(path, rows, inverse, Q)
+
+    def columns(self):
+        """``Q[:, K]``, (n, |K|)."""
+        if self._columns is None:
+            self._columns = self.path._q(self.rows)
+        return self._columns
+
+    def direction(self, q, b):
+        """``(dnu_K, dtheta_free)`` for the right-hand side ``[q; b]`` of the
+        (unsymmetric) system in the module docstring."""
+        m = self.rows.size
+        sol = self.inverse @ np.concatenate([q, -b])
+        return sol[:m], sol[m:]
+
+    def without(self, row):
+        """The system without kink row ``row`` (itself if ``row`` is no kink row)."""
+        hits = np.flatnonzero(self.rows == row)
+        if hits.size == 0:
+            return self
+        p = int(hits[0])
+        M = self.inverse
+        if abs(M[p, p]) < 1e-300:
+            return None
+        keep = np.arange(M.shape[0]) != p
+        inverse = M[np.ix_(keep, keep)] - np.outer(M[keep, p], M[p, keep]) / M[p, p]
+        columns = None if self._columns is None else np.delete(self._columns, p, axis=1)
+        return _KinkSystem(self.path, np.delete(self.rows, p), inverse, columns)
+
+    def joined(self, row):
+        """The system with ``row`` added to the kink rows (bordering)."""
+        path, m, M = self.path, self.rows.size, self.inverse
+        q = path._q([row])[:, 0]
+        a = np.concatenate([q[self.rows], -path.B[row]])
+        Ma = M @ a
+        schur = q[row] - a @ Ma
+        if abs(schur) <= 1e-12 * (abs(q[row]) + abs(a @ Ma)):
+            return None  # the new kink row depends on the others
+        size = M.shape[0] + 1
+        grown = np.empty((size, size))
+        grown[:-1, :-1] = M + np.outer(Ma, Ma) / schur
+        grown[:-1, -1] = grown[-1, :-1] = -Ma / schur
+        grown[-1, -1] = 1.0 / schur
+        # keep the order [kink rows, free parameters]: the new row goes to position m
+        order = np.concatenate([np.arange(m), [size - 1], np.arange(m, size - 1)])
+        columns = None
+        if self._columns is not None:
+            columns = np.concatenate([self._columns, q[:, None]], axis=1)
+        rows = np.append(self.rows, row)
+        return _KinkSystem(path, rows, grown[np.ix_(order, order)], columns)
 
 
 class DesignGeometry:
@@ -217,7 +297,7 @@ class DecrementalPath:
             nu[margin] = np.clip(nu[margin], lo, hi)
         self.nu0 = nu
         self._columns = {}  # kink row -> column of Q
-        self._initial_inverse = None
+        self._initial = None  # _KinkSystem of the fitted kink rows
 
     @classmethod
     def on_design(cls, state, kkt, damping: float = 0.0, max_events: int | None = None):
@@ -299,20 +379,23 @@ class DecrementalPath:
         n_kinks = self.kinks.shape[1]
         if q_r is None:  # not kept: only kink rows' columns are
             q_r = self.geometry.columns(np.asarray([r]))[:, 0]
+        if self._initial is None:
+            self._initial = _KinkSystem.build(self, np.flatnonzero(self.on0))
+        system = self._initial.without(r) if self._initial is not None else None
         s, events, truncated = 0.0, 0, False
         while s < 1.0:
-            K = np.flatnonzero(on & others)
-            m = K.size
-            rhs = nu_r * np.concatenate([q_r[K], self.B[r]])
-            sol = self._initial_solve(r, rhs) if events == 0 else None
-            QK = None
-            if sol is None:
+            if system is None:  # dependent kink rows: solve this segment afresh
+                K = np.flatnonzero(on & others)
                 QK = self._q(K)
+                rhs = nu_r * np.concatenate([q_r[K], self.B[r]])
                 sol = _solve_kkt(QK[K], self.B[K], rhs)
-            dnu, dfree = sol[:m], sol[m:]
+                dnu, dfree = sol[: K.size], sol[K.size :]
+            else:
+                K = system.rows
+                dnu, dfree = system.direction(nu_r * q_r[K], nu_r * self.B[r])
             step, event = 1.0 - s, None
             if events < self.max_events:
-                QK = self._q(K) if QK is None else QK
+                QK = system.columns() if system is not None else QK
                 dz = nu_r * q_r - QK @ dnu + self.B @ dfree
                 step, event = self._next_event(step, K, dnu, nu, z, dz, on, seg, others, n_kinks)
                 z += step * dz
@@ -327,36 +410,12 @@ class DecrementalPath:
             on[i], seg[i] = joins, new_seg
             if not joins:
                 nu[i] = self.c[i] * self.slopes[i, new_seg]
+            if system is not None:
+                system = system.joined(i) if joins else system.without(i)
             events += 1
         nu[r] = 0.0
         changed = np.flatnonzero(nu != self.nu0)
         return (changed, nu[changed] - self.nu0[changed], delta_free), events, truncated
-
-    def _initial_solve(self, r, rhs):
-        """The first segment's direction from the inverse of the fitted kink
-        set's system, formed once: ``O(m^2)`` per row instead of a solve. For
-        a kink row ``r`` its row and column are eliminated (a Schur downdate).
-        ``None`` where the system is singular."""
-        if self._initial_inverse is None:
-            K0 = np.flatnonzero(self.on0)
-            QK = self._q(K0)
-            B = self.B[K0]
-            nf = B.shape[1]
-            A = np.block([[QK[K0], -B], [B.T, np.zeros((nf, nf))]])
-            try:
-                self._initial_inverse = np.linalg.inv(A)
-            except np.linalg.LinAlgError:
-                self._initial_inverse = False
-            self._kink_position = {int(k): p for p, k in enumerate(K0)}
-        inverse = self._initial_inverse
-        if inverse is False:
-            return None
-        p = self._kink_position.get(int(r))
-        if p is None:
-            return inverse @ rhs
-        keep = np.arange(inverse.shape[0]) != p
-        col, row = inverse[keep, p], inverse[p, keep]
-        return inverse[np.ix_(keep, keep)] @ rhs - col * (row @ rhs) / inverse[p, p]
 
     def _next_event(self, step, K, dnu, nu, z, dz, on, seg, others, n_kinks):
         """The first event within ``step``: ``(step, (row, on_kink, segment))``."""

@@ -144,6 +144,21 @@ def test_gpu_refuses_sparse_input_clearly(cp, data):
 
 
 @gpu
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_gpu_decremental_path_matches_cpu(cp, data, kernel):
+    """approximation="path" on a hinge SVM: the path itself runs on the host,
+    the design's products on the device; the same exact removals."""
+    from sklearn.svm import SVC
+
+    split = data("digits_1v7")
+    X, y = split.X_train[:120], split.y_train[:120]
+    est = SVC(kernel=kernel, gamma=0.05, tol=1e-10).fit(X, y)
+    cpu, gpu_ = _fit_pair(est, X, y, solver="exact", approximation="path")
+    assert_close(gpu_.influence(X[:5], y[:5]), cpu.influence(X[:5], y[:5]), "path")
+    assert_close(gpu_.self_influence(), cpu.self_influence(), "path self_influence")
+
+
+@gpu
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
 @pytest.mark.parametrize("model", MODELS)
 def test_cupy_input_gives_cupy_output(cp, held_out_case, model, solver):

@@ -626,7 +626,7 @@ class InfluenceExplainer(BaseEstimator):
         the test function at the outputs of the model refitted without row
         ``i``, found by the decremental path, (n_rows, m)."""
         xp = self.xp_
-        dZ = self._removal_shifts[:, rows].T @ columns  # (r, m) output changes
+        dZ = self._removal_shifts.take(rows).T @ columns  # (r, m) output changes
         if not self._removal_exact:  # first order: the test function's gradient
             return -dZ * func.gradient(Y, z)[:, 0][None, :]
         r, m = dZ.shape
@@ -657,6 +657,8 @@ class InfluenceExplainer(BaseEstimator):
         for test_rows in block_slices(n_test, test_block):
             factors = self._factors(test, test_rows)
             width = (test_rows.stop - test_rows.start) * max(1, design.n_outputs)
+            if self._removal_shifts is not None:
+                width = max(width, P)  # a block of removals forms its parameter changes
             for train_rows in block_slices(n_train, max(1, self._rows_budget(width))):
                 yield test_rows, train_rows, factors
 
@@ -851,10 +853,7 @@ class InfluenceExplainer(BaseEstimator):
         active-set hinge move through the KKT system."""
         xp = self.xp_
         if self._removal_shifts is not None:
-            cols = np.arange(self.n_train_)[rows] if isinstance(rows, slice) else rows
-            if sp.issparse(self._removal_shifts):  # row space: few dual coefficients move
-                return asarray(self._removal_shifts[:, np.asarray(cols)].toarray(), xp)
-            return xp.take(self._removal_shifts, xp.asarray(cols), axis=1)
+            return asarray(self._removal_shifts.take(rows), xp)
         G = self._row_gradients.take(rows).dense().T
         shift = self.solver_.solve(G)
         if isinstance(self.solver_, ActiveSetInverse):

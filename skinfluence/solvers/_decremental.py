@@ -181,23 +181,25 @@ class DesignGeometry:
         return to_numpy(self.design.forward(V)[:, 0, :])
 
     def parameter_change(self, rows, delta_nu, delta_free):
-        """``delta_theta``: ``-R_p^{-1} Psi_p^T dnu`` on the penalised
-        parameters, ``delta_free`` on the free ones; dense (n_params,)."""
-        if rows.size:
-            sub = self.design.take(rows)
-            grad = to_numpy(sub.backward(asarray(delta_nu[:, None], self.xp)))
-        else:
-            grad = np.zeros(self.n_params)
-        delta = -self.r_inv * grad
-        delta[self.free] = delta_free
-        return delta
+        """One removal's ``delta_theta`` (n_params,), host NumPy."""
+        dnu = sp.csc_array((delta_nu, (rows, np.zeros(rows.size, dtype=int))), shape=(self.n, 1))
+        return to_numpy(self.parameter_changes(dnu, np.asarray(delta_free)[:, None]))[:, 0]
 
-    def collect(self, changes):
-        """The (n_params, n) matrix of parameter changes, dense in the design's namespace."""
-        out = np.zeros((self.n_params, self.n))
-        for r, change in changes:
-            out[:, r] = self.parameter_change(*change)
-        return asarray(out, self.xp)
+    def parameter_changes(self, delta_nu, delta_free):
+        """``delta_theta = [-R_p^{-1} Psi_p^T dnu ; dtheta_free]`` for the
+        columns of the sparse ``delta_nu`` (n, k): dense (n_params, k) in the
+        design's namespace, from the rows whose multiplier moved only."""
+        xp, k = self.xp, delta_nu.shape[1]
+        by_row = sp.csr_array(delta_nu)
+        rows = np.flatnonzero(np.diff(by_row.indptr))
+        if rows.size:
+            G = asarray(by_row[rows].toarray()[:, None, :], xp)  # (r, 1, k)
+            grad = to_numpy(self.design.take(rows).backward_many(G))
+        else:
+            grad = np.zeros((self.n_params, k))
+        delta = -self.r_inv[:, None] * grad
+        delta[self.free] = delta_free
+        return asarray(delta, xp)
 
 
 class RowSpaceGeometry:
@@ -227,18 +229,50 @@ class RowSpaceGeometry:
     def columns(self, idx):
         return self.kernel.columns(idx) / self.strength
 
-    def collect(self, changes):
+    def parameter_changes(self, delta_nu, delta_free):
+        """``[-dnu / lambda ; db]`` for the columns of ``delta_nu`` (n, k): (n_params, k)."""
+        return np.concatenate([-delta_nu.toarray() / self.strength, delta_free], axis=0)
+
+
+class RemovalShifts:
+    """The parameter change of removing each training row, kept factored.
+
+    A removal moves the multipliers of few rows (the margin rows and those
+    the path meets), so the changes are held as a sparse ``dnu`` (column
+    ``r``: removing row ``r``) and the free parameters' changes; dense
+    parameter changes are formed for a block of removals at a time by
+    :meth:`take`, never for all ``n`` at once.
+
+    Parameters
+    ----------
+    geometry : DesignGeometry or RowSpaceGeometry
+    changes : list of ``(r, (rows, delta_nu, delta_free))``
+    n_free : int
+    """
+
+    def __init__(self, geometry, changes, n_free: int):
+        n = geometry.n
+        self.geometry = geometry
+        self.n_params = geometry.n_params
         rows, cols, vals = [], [], []
+        self.delta_free = np.zeros((n_free, n))
         for r, (changed, delta_nu, delta_free) in changes:
-            rows += [changed, np.arange(self.n, self.n_params)]
-            cols += [np.full(changed.size + delta_free.size, r)]
-            vals += [-delta_nu / self.strength, delta_free]
-        if not cols:
-            return sp.csc_array((self.n_params, self.n))
-        return sp.csc_array(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(self.n_params, self.n),
-        )
+            rows.append(changed)
+            cols.append(np.full(changed.size, r))
+            vals.append(delta_nu)
+            self.delta_free[:, r] = delta_free
+        if rows:
+            data = (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols)))
+            self.delta_nu = sp.csc_array(data, shape=(n, n))
+        else:
+            self.delta_nu = sp.csc_array((n, n))
+        #: stored numbers: the multipliers that move, and the free parameters
+        self.nnz = self.delta_nu.nnz + np.count_nonzero(self.delta_free)
+
+    def take(self, rows):
+        """Parameter changes of removing ``rows`` (a slice or indices): (n_params, k)."""
+        cols = np.arange(self.geometry.n)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        return self.geometry.parameter_changes(self.delta_nu[:, cols], self.delta_free[:, cols])
 
 
 class DecrementalPath:
@@ -449,10 +483,9 @@ class DecrementalPath:
             step, event = max(float(d[i]), 0.0), (i, True, int(kink))
         return step, event
 
-    def shifts(self):
-        """Parameter change of removing each training row, (n_params, n_train):
-        dense in the design's namespace, or sparse in row space. Rows with
-        zero gradient do not move the optimum."""
+    def shifts(self) -> RemovalShifts:
+        """Parameter changes of removing each training row (rows with zero
+        gradient do not move the optimum)."""
         events = np.zeros(self.n, dtype=int)
         truncated, changes = 0, []
         moving = np.flatnonzero(self.nu0 != 0.0)
@@ -476,4 +509,4 @@ class DecrementalPath:
             )
         self.events_ = events
         self.report.details.update(path_events=int(events.sum()), margin_rows=int(self.on0.sum()))
-        return self.geometry.collect(changes)
+        return RemovalShifts(self.geometry, changes, self.B.shape[1])

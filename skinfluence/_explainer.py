@@ -508,12 +508,9 @@ class InfluenceExplainer(BaseEstimator):
         )
 
     def _make_solver(self, kkt):
-        if self.spec_.row_space:
-            return self._row_space_solver()
-        operator = HessianOperator(self.state_, self.damping)
         if self._uses_active_set(kkt):
             self._refuse_newton_for_hinge()
-            return ActiveSetInverse(operator, kkt=kkt)
+            return ActiveSetInverse(HessianOperator(self.state_, self.damping), kkt=kkt)
         if self.approximation == "path":
             raise ValueError(
                 "approximation='path' follows the solution path of a hinge-type model "
@@ -522,6 +519,9 @@ class InfluenceExplainer(BaseEstimator):
                 f"hinge={self.hinge!r} is not one. Use approximation='newton' for smooth "
                 "objectives."
             )
+        if self.spec_.row_space:
+            return self._row_space_solver()
+        operator = HessianOperator(self.state_, self.damping)
         name = self._solver_name()
         options = dict(self.solver_options or {})
         if name in ("cg", "lissa"):

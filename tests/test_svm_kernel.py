@@ -345,6 +345,10 @@ def test_path_applies_to_hinge_models_only():
     est = SVC(kernel="rbf", gamma=0.05).fit(X, y)
     with pytest.raises(ValueError, match="hinge='smoothed'"):
         InfluenceExplainer(est, approximation="path", hinge="smoothed").fit(X, y)
+    est = KernelRidge(alpha=1.0, kernel="rbf", gamma=0.1).fit(X, y)
+    for solver in ("exact", "cg"):  # kernel features and row space
+        with pytest.raises(ValueError, match="KernelRidge.*approximation='newton'"):
+            InfluenceExplainer(est, approximation="path", solver=solver).fit(X, y)
 
 
 def test_active_set_is_exact_while_the_margin_set_stays():

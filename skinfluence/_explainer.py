@@ -364,6 +364,7 @@ class InfluenceExplainer(BaseEstimator):
             spec.training_kernel(),
             fitted + self.damping,
             fitted,
+            damping=self.damping,
             max_events=None if self.approximation == "path" else 0,
         )
 

@@ -580,7 +580,10 @@ HINGE_ROW_SPACE_CASES = {
     "make, data", HINGE_ROW_SPACE_CASES.values(), ids=HINGE_ROW_SPACE_CASES.keys()
 )
 @pytest.mark.parametrize("approximation", ["influence", "path"])
-def test_hinge_kernel_models_in_row_space_match_kernel_features(make, data, approximation):
+@pytest.mark.parametrize("damping", [0.0, 0.3])
+def test_hinge_kernel_models_in_row_space_match_kernel_features(
+    make, data, approximation, damping
+):
     """SVC / SVR with solver="cg": the active set and the decremental path run
     on kernel columns (``Q = K``) with the dual coefficients as parameters;
     no feature map, sparse parameter changes, the same answers."""
@@ -591,7 +594,8 @@ def test_hinge_kernel_models_in_row_space_match_kernel_features(make, data, appr
         X, Xte = kernel(X, X), kernel(Xte, X)
     est.fit(X, y)
     test = highest_loss_rows(est, Xte, yte)
-    opts = {"approximation": approximation}
+    # damping is added to every parameter, the intercept included
+    opts = {"approximation": approximation, "damping": damping}
     features = InfluenceExplainer(est, solver="exact", **opts).fit(X, y)
     rows = InfluenceExplainer(est, solver="cg", **opts).fit(X, y)
     assert rows.spec_.row_space and not features.spec_.row_space

@@ -216,22 +216,31 @@ class RowSpaceGeometry:
         The training rows' kernel matrix, without the intercept column.
     strength : float, ``lambda``
     intercept : bool
+    intercept_strength : float
+        Penalty of the intercept (``damping``; 0: a free parameter). A
+        penalised intercept adds ``1 / intercept_strength`` to ``Q``.
     """
 
-    def __init__(self, kernel, strength: float, intercept: bool):
+    def __init__(self, kernel, strength: float, intercept: bool, intercept_strength: float = 0.0):
         self.kernel = kernel
         self.strength = float(strength)
         self.n = kernel.shape[0]
         self.n_params = self.n + int(intercept)
-        self.B = np.ones((self.n, 1)) if intercept else np.zeros((self.n, 0))
+        self.intercept_strength = float(intercept_strength) if intercept else 0.0
+        free = intercept and self.intercept_strength == 0.0
+        self.B = np.ones((self.n, 1)) if free else np.zeros((self.n, 0))
         self.xp = np
 
     def columns(self, idx):
-        return self.kernel.columns(idx) / self.strength
+        Q = self.kernel.columns(idx) / self.strength
+        return Q + 1.0 / self.intercept_strength if self.intercept_strength else Q
 
     def parameter_changes(self, delta_nu, delta_free):
         """``[-dnu / lambda ; db]`` for the columns of ``delta_nu`` (n, k): (n_params, k)."""
-        return np.concatenate([-delta_nu.toarray() / self.strength, delta_free], axis=0)
+        parts = [-delta_nu.toarray() / self.strength, delta_free]
+        if self.intercept_strength:  # a penalised intercept moves with the multipliers
+            parts[1] = -delta_nu.sum(axis=0).reshape(1, -1) / self.intercept_strength
+        return np.concatenate(parts, axis=0)
 
 
 class RemovalShifts:
@@ -353,7 +362,9 @@ class DecrementalPath:
         )
 
     @classmethod
-    def in_row_space(cls, state, kernel, strength: float, fitted_strength: float, max_events=None):
+    def in_row_space(
+        cls, state, kernel, strength: float, fitted_strength: float, damping=0.0, max_events=None
+    ):
         """The path of a kernel model in row space, started from its dual
         coefficients: ``nu = -lambda beta`` (``fitted_strength``) at the fit.
 
@@ -370,7 +381,7 @@ class DecrementalPath:
         z = to_numpy(state.z)[:, 0]
         distance = to_numpy(obj.loss.kink_distance(obj.targets, state.z))[:, 0]
         margin = np.flatnonzero(distance <= 1e-3)
-        geometry = RowSpaceGeometry(kernel, strength, intercept=theta.size > n)
+        geometry = RowSpaceGeometry(kernel, strength, theta.size > n, intercept_strength=damping)
         fitted = -fitted_strength * theta[:n]
         off = np.ones(n, dtype=bool)
         off[margin] = False

@@ -24,8 +24,19 @@ import numpy as np
 from .._backend import asarray, to_numpy
 from ._base import InverseHessian
 
+#: distance from the kink below which a row counts as a margin row (solvers
+#: stop at a tolerance, so margins are not exact)
+MARGIN_TOL = 1e-3
 
-def hinge_kkt(state, margin_tol: float = 1e-3):
+
+def margin_rows(state, margin_tol: float = MARGIN_TOL):
+    """Rows of a single-output hinge-type fit within ``margin_tol`` of a kink."""
+    obj = state.objective
+    distance = to_numpy(obj.loss.kink_distance(obj.targets, state.z))[:, 0]
+    return np.flatnonzero(distance <= margin_tol)
+
+
+def hinge_kkt(state, margin_tol: float = MARGIN_TOL):
     """Split the rows of a single-output hinge-type fit at its kink and solve
     for the margin rows' multipliers.
 
@@ -44,8 +55,7 @@ def hinge_kkt(state, margin_tol: float = 1e-3):
         raise ValueError("the active-set hinge method needs a single-output model")
     loss = obj.loss
     y, z = obj.targets, state.z
-    dist = to_numpy(loss.kink_distance(y, z))[:, 0]
-    margin = np.flatnonzero(dist <= margin_tol)
+    margin = margin_rows(state, margin_tol)
     # bound rows: constant gradient u_i = w_i * l'(z_i) off the kink
     sub = loss.subgradient(y, z)[:, 0] * obj.weights
     on_margin = np.zeros(design.n_samples, dtype=bool)
@@ -91,7 +101,7 @@ class ActiveSetInverse(InverseHessian):
 
     name = "active_set"
 
-    def __init__(self, operator, margin_tol: float = 1e-3, kkt: dict | None = None):
+    def __init__(self, operator, margin_tol: float = MARGIN_TOL, kkt: dict | None = None):
         super().__init__(operator)
         xp = self.xp
         if kkt is None:

@@ -55,18 +55,27 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._backend import asarray, to_numpy
+from ._active_set import margin_rows
 from ._base import SolverReport
 
 
-def _solve_kkt(Q, B, rhs):
-    """``[[Q, -B], [B^T, 0]] x = rhs``; least squares for dependent kink rows
-    (any solution then moves the outputs the same way)."""
+def _kkt_matrix(Q, B):
+    """The symmetric form ``[[Q, -B], [-B^T, 0]]`` of the path's system: its
+    right-hand side ``[q; b]`` becomes ``[q; -b]``."""
     nf = B.shape[1]
-    A = np.block([[Q, -B], [B.T, np.zeros((nf, nf))]])
+    return np.block([[Q, -B], [-B.T, np.zeros((nf, nf))]])
+
+
+def _solve_kkt(Q, B, q, b):
+    """``(dnu, dtheta_free)`` from the system with right-hand side ``[q; b]``;
+    least squares for dependent kink rows (any solution then moves the
+    outputs the same way)."""
+    A, rhs = _kkt_matrix(Q, B), np.concatenate([q, -b])
     try:
-        return np.linalg.solve(A, rhs)
+        sol = np.linalg.solve(A, rhs)
     except np.linalg.LinAlgError:
-        return np.linalg.lstsq(A, rhs, rcond=None)[0]
+        sol = np.linalg.lstsq(A, rhs, rcond=None)[0]
+    return sol[: q.size], sol[q.size :]
 
 
 class _KinkSystem:
@@ -90,11 +99,8 @@ class _KinkSystem:
     @classmethod
     def build(cls, path, rows):
         Q = path._q(rows)
-        B = path.B[rows]
-        nf = B.shape[1]
-        A = np.block([[Q[rows], -B], [-B.T, np.zeros((nf, nf))]])
         try:
-            inverse = np.linalg.inv(A)
+            inverse = np.linalg.inv(_kkt_matrix(Q[rows], path.B[rows]))
         except np.linalg.LinAlgError:
             return None
         return cls(path, rows, inverse, Q)
@@ -368,7 +374,7 @@ class DecrementalPath:
         """The path of a kernel model in row space, started from its dual
         coefficients: ``nu = -lambda beta`` (``fitted_strength``) at the fit.
 
-        Rows within ``1e-3`` of a kink are kink rows; the others get the
+        Rows within ``MARGIN_TOL`` of a kink are kink rows; the others get the
         multiplier their side of the kink implies. How far the dual
         coefficients are from that, relative to ``sum_i c_i``, is
         :attr:`kkt_residual` (0 at an exact optimum).
@@ -379,16 +385,11 @@ class DecrementalPath:
         weights = to_numpy(obj.weights).astype(float)
         kinks, slopes = obj.loss.kinks(to_numpy(obj.targets))
         z = to_numpy(state.z)[:, 0]
-        distance = to_numpy(obj.loss.kink_distance(obj.targets, state.z))[:, 0]
-        margin = np.flatnonzero(distance <= 1e-3)
         geometry = RowSpaceGeometry(kernel, strength, theta.size > n, intercept_strength=damping)
         fitted = -fitted_strength * theta[:n]
-        off = np.ones(n, dtype=bool)
-        off[margin] = False
-        interval = (kinks < z[:, None]).sum(axis=1)
-        nu = fitted.copy()
-        nu[off] = weights[off] * slopes[off, interval[off]]
-        path = cls(geometry, weights, kinks, slopes, z, margin, nu, max_events)
+        path = cls(geometry, weights, kinks, slopes, z, margin_rows(state), fitted, max_events)
+        off = ~path.on0  # rows in an interval take its slope
+        path.nu0[off] = weights[off] * slopes[off, path.seg0[off]]
         path.kkt_residual = float(np.abs(fitted - path.nu0).sum() / max(weights.sum(), 1e-300))
         return path
 
@@ -432,9 +433,7 @@ class DecrementalPath:
             if system is None:  # dependent kink rows: solve this segment afresh
                 K = np.flatnonzero(on & others)
                 QK = self._q(K)
-                rhs = nu_r * np.concatenate([q_r[K], self.B[r]])
-                sol = _solve_kkt(QK[K], self.B[K], rhs)
-                dnu, dfree = sol[: K.size], sol[K.size :]
+                dnu, dfree = _solve_kkt(QK[K], self.B[K], nu_r * q_r[K], nu_r * self.B[r])
             else:
                 K = system.rows
                 dnu, dfree = system.direction(nu_r * q_r[K], nu_r * self.B[r])

@@ -57,6 +57,19 @@ def asarray(a, xp, dtype=None):
     return xp.asarray(a, dtype=dtype)
 
 
+def float_dtype(name: str, xp):
+    """The floating dtype ``name`` (``"float32"`` or ``"float64"``) of ``xp``."""
+    return getattr(xp, name)
+
+
+def astype(a, dtype, xp):
+    """``a`` at ``dtype``, without a copy where it already is; SciPy sparse
+    matrices stay sparse."""
+    if sp.issparse(a):
+        return a if a.dtype == dtype else a.astype(dtype)
+    return xp.astype(a, dtype, copy=False)
+
+
 def matmul(A, B, xp):
     """``A @ B`` where ``A`` may be a SciPy (or CuPy) sparse matrix."""
     if sp.issparse(A):

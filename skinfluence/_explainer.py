@@ -13,14 +13,16 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.utils.validation import check_array, validate_data
 
 from ._backend import (
     asarray,
+    astype,
     block_slices,
     dense_rows,
+    float_dtype,
     get_namespace,
     is_cupy,
     is_numpy,
@@ -170,6 +172,17 @@ class InfluenceExplainer(BaseEstimator):
         (LiSSA).
     device : {"auto", "cpu", "gpu"}, default="auto"
         Where the heavy linear algebra runs. CuPy input stays on its device.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the work over the rows: the design, per-row gradients
+        and curvatures, Hessian products and the returned influence values.
+        ``"float32"`` halves their memory and the time of the passes over the
+        data; the Hessian's factor and the solvers' iterates stay float64, so
+        the loss is that of float32 data (at most ``1e-4`` of the largest
+        influence over the test suite's estimators; more for ill-conditioned
+        Hessians, where the exact solver warns). Smooth objectives and
+        ``hinge="smoothed"`` only: the active set, the decremental path and
+        row-space kernel models solve small, badly conditioned systems that
+        need float64.
     max_block_bytes : int, default=256 MiB
         Memory budget of one internal block of the ``n_test x n_train`` matrix;
         kernel models explained in row space evaluate kernel values in blocks
@@ -212,6 +225,7 @@ class InfluenceExplainer(BaseEstimator):
         "hinge": [StrOptions({"active_set", "smoothed"})],
         "solver_options": [dict, None],
         "device": [StrOptions({"auto", "cpu", "gpu"})],
+        "dtype": [StrOptions({"float64", "float32"}), Options(type, {np.float64, np.float32})],
         "max_block_bytes": [Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
@@ -227,6 +241,7 @@ class InfluenceExplainer(BaseEstimator):
         hinge="active_set",
         solver_options=None,
         device="auto",
+        dtype="float64",
         max_block_bytes=256 * 2**20,
         verbose=0,
     ):
@@ -238,6 +253,7 @@ class InfluenceExplainer(BaseEstimator):
         self.hinge = hinge
         self.solver_options = solver_options
         self.device = device
+        self.dtype = dtype
         self.max_block_bytes = max_block_bytes
         self.verbose = verbose
 
@@ -289,16 +305,18 @@ class InfluenceExplainer(BaseEstimator):
         xp = _resolve_namespace(self.device, Xf)
         self.spec_ = spec
         self.xp_ = xp
+        self._work_dtype = float_dtype(np.dtype(self.dtype).name, xp)
         self.n_train_ = Xf.shape[0]
         spec.row_space = self._uses_row_space(spec, Xf.shape[0], xp)
         spec.kernel_block_bytes = max(1, self.max_block_bytes // 8)
         spec.prepare(Xf)
-        theta = asarray(spec.theta(), xp)
+        theta = asarray(spec.theta(), xp, self._work_dtype)
         self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
         self.state_ = self.objective_.at(theta)
+        kkt = None if spec.row_space else self._hinge_kkt()
+        self._check_dtype_applies(kkt)
         # hinge kernel models in row space: the decremental path is the solver
         path = self._row_space_path() if spec.row_space and not spec.smooth else None
-        kkt = None if spec.row_space else self._hinge_kkt()
         if path is not None:
             self.stationarity_ = path.kkt_residual
         else:
@@ -333,7 +351,31 @@ class InfluenceExplainer(BaseEstimator):
         design = self.state_.design
         if self.spec_.row_space:
             return False  # influence comes from output responses or removal shifts
-        return design.dense and self.n_train_ * design.n_params * 8 <= self.max_block_bytes
+        size = self.n_train_ * design.n_params * self._itemsize
+        return design.dense and size <= self.max_block_bytes
+
+    @property
+    def _itemsize(self) -> int:
+        return np.dtype(self.dtype).itemsize
+
+    def _check_dtype_applies(self, kkt):
+        """Refuse float32 where the work is a small, badly conditioned system
+        rather than passes over the rows."""
+        if self._itemsize == 8:
+            return
+        if self.spec_.row_space:
+            what = "a kernel model explained in row space (solver='cg' or beyond 3000 rows)"
+            fix = "or solver='exact' with at most 3000 training rows"
+        elif self.approximation == "path":
+            what, fix = "approximation='path'", "or approximation='influence'"
+        elif self._uses_active_set(kkt):
+            what, fix = "hinge='active_set'", "or hinge='smoothed'"
+        else:
+            return
+        raise ValueError(
+            f"dtype='float32' does not apply to {what}: its small KKT or row-space "
+            f"systems need float64. Pass dtype='float64', {fix}."
+        )
 
     def _uses_row_space(self, spec, n_train, xp) -> bool:
         """Kernel ridge with CG, or beyond ``exact_max`` rows with
@@ -392,7 +434,8 @@ class InfluenceExplainer(BaseEstimator):
 
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
-    _REBUILT = ("spec_", "xp_", "n_train_", "objective_", "state_", "stationarity_")
+    _REBUILT = ("spec_", "xp_", "_work_dtype", "n_train_", "objective_", "state_")
+    _REBUILT += ("stationarity_",)
     _REBUILT += ("solver_", "_row_gradients", "_leverage_cache", "_removal_shifts")
 
     def __getstate__(self):
@@ -437,16 +480,17 @@ class InfluenceExplainer(BaseEstimator):
         return X
 
     def _to_xp(self, A):
-        xp = self.xp_
+        """Features in the explainer's namespace, at its working dtype."""
+        xp, dtype = self.xp_, self._work_dtype
         if sp.issparse(A):
-            return A  # sparse work stays on the CPU (see _resolve_namespace)
+            return astype(A, dtype, xp)  # sparse work stays on the CPU (see _resolve_namespace)
         if isinstance(A, np.ndarray):
-            return asarray(A, xp)
+            return asarray(A, xp, dtype)
         if get_namespace(A) is not xp:
             # test rows from another library than the training rows: the work
             # stays where the explainer was fitted
-            return asarray(to_numpy(A), xp)
-        return A
+            return asarray(to_numpy(A), xp, dtype)
+        return astype(A, dtype, xp)
 
     @staticmethod
     def _check_targets(y, n, spec, name):
@@ -531,7 +575,7 @@ class InfluenceExplainer(BaseEstimator):
 
     # ------------------------------------------------------------ internals
     def _rows_budget(self, n_cols):
-        return rows_per_block(n_cols, self.max_block_bytes)
+        return rows_per_block(n_cols, self.max_block_bytes, self._itemsize)
 
     def _test_function(self, target, y, n):
         spec = self.spec_
@@ -554,7 +598,7 @@ class InfluenceExplainer(BaseEstimator):
             y_test = self._check_targets(y_test, Xf.shape[0], self.spec_, name="y_test")
         func, Y = self._test_function(target, y_test, Xf.shape[0])
         design = self.spec_.make_design(self._to_xp(Xf), self.xp_)
-        return design, func, asarray(Y, self.xp_)
+        return design, func, asarray(Y, self.xp_, self._work_dtype)
 
     def _test_gradients(self, design, func, Y, rows):
         """Test-function gradients ``[grad L(z_j)]`` for a slice ``rows``: (n_params, b)."""
@@ -570,7 +614,7 @@ class InfluenceExplainer(BaseEstimator):
         if self._removal_shifts is not None:
             sub = design.take(rows)
             xp = self.xp_
-            columns = sub.expand(xp.ones((sub.n_samples, 1), dtype=xp.float64))
+            columns = sub.expand(xp.ones((sub.n_samples, 1), dtype=self._work_dtype))
             return columns, (func, Y[rows, ...], sub.predict(self.state_.theta))
         if isinstance(self.solver_, RowSpaceInverse):
             # the training rows' outputs respond to -H^{-1} g_j, g_j = phi(x_j) t_j
@@ -702,7 +746,7 @@ class InfluenceExplainer(BaseEstimator):
         xp = self.xp_
         test = self._prepare_test(X_test, y_test, target)
         # filled transposed, so that each block of training rows is contiguous
-        out = xp.empty((self.n_train_, test[0].n_samples), dtype=xp.float64)
+        out = xp.empty((self.n_train_, test[0].n_samples), dtype=self._work_dtype)
         for test_rows, train_rows, factors in self._blocks(test, output_held=True):
             self._row_block(factors, train_rows, out=out[train_rows, test_rows])
         return self._output(out.T)
@@ -974,8 +1018,8 @@ class InfluenceExplainer(BaseEstimator):
         out = []
         for rows in block_slices(self.n_train_, self._rows_budget(2 * K * design.n_params)):
             sub = design.take(rows)
-            eye = xp.eye(K, dtype=xp.float64)
-            ones = xp.ones((rows.stop - rows.start, 1), dtype=xp.float64)
+            eye = xp.eye(K, dtype=self._work_dtype)
+            ones = xp.ones((rows.stop - rows.start, 1), dtype=self._work_dtype)
             cols = [sub.expand(ones * eye[k : k + 1, :]) for k in range(K)]
             half = [self.solver_.half_solve(C) for C in cols]
             if half[0] is not None:
@@ -1007,7 +1051,7 @@ class InfluenceExplainer(BaseEstimator):
         xp = self.xp_
         design = self.state_.design
         K, p = design.n_outputs, design.sizes[0]
-        Hinv = self.solver_.solve(xp.eye(design.n_params, dtype=xp.float64))
+        Hinv = self.solver_.solve(xp.eye(design.n_params, dtype=self._work_dtype))
         X = design.blocks[0]
         out = []
         for rows in block_slices(self.n_train_, self._rows_budget(2 * K * p)):

@@ -123,6 +123,27 @@ def test_strict_lissa_approximates_exact(held_out_case, model):
         assert_close(lissa.self_influence(), exact.self_influence(), 1e-4)
 
 
+@pytest.mark.parametrize("approximation", ["influence", "newton"])
+@pytest.mark.parametrize("solver", ["exact", "cg", "lissa"])
+@pytest.mark.parametrize("model", MODELS)
+def test_strict_float32_matches_numpy_float32(held_out_case, model, solver, approximation):
+    """``dtype="float32"`` on the strict namespace: results are strict float32
+    arrays equal to the NumPy float32 path (mixed-dtype arithmetic between the
+    float32 rows and the float64 solvers goes through explicit casts only)."""
+    case, X_test, y_test = held_out_case(model)
+    params = _solver_params(solver) | {"approximation": approximation, "dtype": "float32"}
+    if solver == "lissa":  # its default tolerance follows the data's precision
+        params["solver_options"] = {"random_state": 0}
+    with threadpool_limits(1):
+        ref, strict = _fit_pair(case.estimator, case.X, case.y, **params)
+        got = strict.influence(xps.asarray(X_test), y_test)
+        assert got.dtype == STRICT.float32
+        assert_close(got, ref.influence(X_test, y_test), rtol=1e-5)
+        own = strict.self_influence()
+        assert own.dtype == STRICT.float32
+        assert_close(own, ref.self_influence(), rtol=1e-5)
+
+
 def test_numpy_input_stays_numpy(family):
     """The converse of the namespace rule: NumPy in, NumPy out."""
     case = family("logreg-bin-newton-cg")

@@ -5,7 +5,8 @@ Tests marked ``gpu`` need CuPy and a CUDA device and are skipped otherwise
 and on the CPU, to ``RTOL`` relative to the largest entry: LogisticRegression
 (binary, multinomial) and Ridge, a sparse CSR input, the solvers exact, CG and
 full-batch LiSSA (fixed ``random_state``: the same NumPy random numbers on
-both devices), both approximations, and the label cleaner.
+both devices), both approximations, and the label cleaner; and
+``dtype="float32"`` on both devices, to float32 round-off.
 
 Without CuPy, ``device="gpu"`` must fail at ``fit`` with an ImportError that
 says how to install it; that test runs on machines without CuPy (CI).
@@ -156,6 +157,23 @@ def test_gpu_decremental_path_matches_cpu(cp, data, kernel):
     cpu, gpu_ = _fit_pair(est, X, y, solver="exact", approximation="path")
     assert_close(gpu_.influence(X[:5], y[:5]), cpu.influence(X[:5], y[:5]), "path")
     assert_close(gpu_.self_influence(), cpu.self_influence(), "path self_influence")
+
+
+@gpu
+@pytest.mark.parametrize("solver", ["exact", "cg"])
+@pytest.mark.parametrize("model", MODELS)
+def test_gpu_float32_matches_cpu_float32(cp, held_out_case, model, solver):
+    """``dtype="float32"`` on the GPU: float32 results that agree with the CPU's
+    float32 path to float32 round-off (the two devices sum in other orders)."""
+    case, X_test, y_test = held_out_case(model)
+    params = {"solver": solver, "solver_options": SOLVERS[solver], "dtype": "float32"}
+    cpu, gpu_ = _fit_pair(case.estimator, case.X, case.y, case.sample_weight, **params)
+    for name, got, want in [
+        ("influence", gpu_.influence(X_test, y_test), cpu.influence(X_test, y_test)),
+        ("self_influence", gpu_.self_influence(), cpu.self_influence()),
+    ]:
+        assert got.dtype == np.float32, name
+        assert_close(got.astype(np.float64), want, name, rtol=1e-4)
 
 
 @gpu

@@ -33,7 +33,7 @@ def with_intercept(X, xp):
     """``[X, 1]``: ``X`` with a column of ones appended (sparse stays sparse)."""
     n = X.shape[0]
     if sp.issparse(X):
-        return sp.hstack([X, np.ones((n, 1))], format="csr")
+        return sp.hstack([X, np.ones((n, 1), dtype=X.dtype)], format="csr")
     return xp.concat([X, xp.ones((n, 1), dtype=X.dtype)], axis=1)
 
 

@@ -223,7 +223,7 @@ class ModelSpec:
             w = w * cw[self.class_index(y)]
         return self.row_scale * w
 
-    def class_reweighting(self, y, sample_weight, xp) -> ClassReweighting | None:
+    def class_reweighting(self, y, sample_weight, xp, dtype) -> ClassReweighting | None:
         """How removing each row changes ``class_weight="balanced"`` weights."""
         if getattr(self.estimator, "class_weight", None) != "balanced":
             return None
@@ -240,7 +240,10 @@ class ModelSpec:
         # a class emptied by the removal has no rows left for its weight to scale
         delta = np.where(remaining > 0, cw[None, :] - cw_without, 0.0)
         return ClassReweighting(
-            asarray(onehot, xp), asarray(cw, xp), asarray(delta, xp), self._per_output()
+            asarray(onehot, xp, dtype),
+            asarray(cw, xp, dtype),
+            asarray(delta, xp, dtype),
+            self._per_output(),
         )
 
     # --- parameters and design ----------------------------------------
@@ -255,17 +258,18 @@ class ModelSpec:
         return np.concatenate([coef, b[:, None]], axis=1).ravel()
 
     def make_design(self, X, xp) -> BlockDesign:
+        """The design on features ``X``, at the dtype of ``X``."""
         Xt = with_intercept(X, xp) if self.fit_intercept else X
         return BlockDesign([Xt] * self.n_outputs, xp)
 
-    def regularizer(self, xp) -> Regularizer:
+    def regularizer(self, xp, dtype) -> Regularizer:
         pen = np.broadcast_to(np.asarray(self.coef_penalty, dtype=float), (self.n_outputs,))
         blocks = []
         for k in range(self.n_outputs):
             blocks.append(np.full(self.n_features, pen[k]))
             if self.fit_intercept:
                 blocks.append([self.intercept_penalty])
-        return Regularizer(asarray(np.concatenate(blocks), xp), xp=xp)
+        return Regularizer(asarray(np.concatenate(blocks), xp, dtype), xp=xp)
 
     def shares(self, sample_weight, n) -> np.ndarray | None:
         if self.share is None or self.share_scale == 0.0:
@@ -276,23 +280,24 @@ class ModelSpec:
         return self.share_scale * w
 
     def objective(self, X, y, sample_weight, xp) -> Objective:
-        """The training objective on (already transformed) ``X``."""
-        n = X.shape[0]
+        """The training objective on (already transformed) ``X``, at the dtype
+        of ``X``."""
+        n, dtype = X.shape[0], X.dtype
         shares = self.shares(sample_weight, n)
         loss = self.train_loss
         if self._per_output():
             cw = self.class_weights(y, sample_weight)
             if cw is not None:
-                loss = OvRClassWeighted(loss, asarray(cw, xp))
+                loss = OvRClassWeighted(loss, asarray(cw, xp, dtype))
         return Objective(
             design=self.make_design(X, xp),
             loss=loss,
-            targets=asarray(self.encode(y), xp),
-            weights=asarray(self.row_weights(y, sample_weight), xp),
-            regularizer=self.regularizer(xp),
+            targets=asarray(self.encode(y), xp, dtype),
+            weights=asarray(self.row_weights(y, sample_weight), xp, dtype),
+            regularizer=self.regularizer(xp, dtype),
             strength=self.strength,
-            shares=None if shares is None else asarray(shares, xp),
-            reweighting=self.class_reweighting(y, sample_weight, xp),
+            shares=None if shares is None else asarray(shares, xp, dtype),
+            reweighting=self.class_reweighting(y, sample_weight, xp, dtype),
         )
 
 
@@ -475,11 +480,11 @@ class HuberRegressorSpec(ModelSpec):
 
     def make_design(self, X, xp):
         Xt = with_intercept(X, xp) if self.fit_intercept else X
-        return BlockDesign([Xt, xp.ones((X.shape[0], 1), dtype=xp.float64)], xp)
+        return BlockDesign([Xt, xp.ones((X.shape[0], 1), dtype=X.dtype)], xp)
 
-    def regularizer(self, xp):
-        base = super().regularizer(xp)
-        return Regularizer(xp.concat([base.diagonal, xp.zeros(1, dtype=xp.float64)]), xp=xp)
+    def regularizer(self, xp, dtype):
+        base = super().regularizer(xp, dtype)
+        return Regularizer(xp.concat([base.diagonal, xp.zeros(1, dtype=dtype)]), xp=xp)
 
 
 #: estimator class -> spec class; subclasses of these estimators are accepted.

@@ -253,9 +253,9 @@ class KernelModelSpec(ModelSpec):
         self.pairwise = est.kernel == "precomputed"
 
     # -- kernel evaluation ------------------------------------------------
-    def regularizer(self, xp):
+    def regularizer(self, xp, dtype):
         if not self.row_space:
-            return super().regularizer(xp)
+            return super().regularizer(xp, dtype)
         # the RKHS norm in dual coefficients, beta^T K beta, per output; the
         # intercept (last parameter of each output when fitted) is free
         n = self._X_train.shape[0]
@@ -263,7 +263,7 @@ class KernelModelSpec(ModelSpec):
         K = self.training_kernel()
         pen = np.broadcast_to(np.asarray(self.coef_penalty, dtype=float), (self.n_outputs,))
         blocks = [(k * width, K.scaled(pen[k])) for k in range(self.n_outputs)]
-        return Regularizer(asarray(np.zeros(width * self.n_outputs), xp), blocks, xp=xp)
+        return Regularizer(asarray(np.zeros(width * self.n_outputs), xp, dtype), blocks, xp=xp)
 
     def _kernel_params(self):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -331,7 +331,7 @@ class KernelModelSpec(ModelSpec):
             block = self.kernel_block(X, intercept=self.fit_intercept)
             return BlockDesign([block] * self.n_outputs, xp)
         Phi = self.feature_map.transform(np.asarray(X))
-        Phi = asarray(Phi, xp)
+        Phi = asarray(Phi, xp, X.dtype)
         Xt = with_intercept(Phi, xp) if self.fit_intercept else Phi
         return BlockDesign([Xt] * self.n_outputs, xp)
 

@@ -131,6 +131,8 @@ class Objective:
         self.shares = shares
         self.reweighting = reweighting
         self.xp = design.xp
+        #: the working precision: that of the data (float64 unless asked otherwise)
+        self.dtype = weights.dtype
 
     @property
     def n_params(self) -> int:
@@ -174,7 +176,7 @@ class Objective:
         N = np.zeros((K * p, len(free)))
         for c, j in enumerate(free):
             N[[k * p + j for k in range(K)], c] = 1.0 / math.sqrt(K)
-        return asarray(N, xp)
+        return asarray(N, xp, self.dtype)
 
 
 class ObjectiveState:

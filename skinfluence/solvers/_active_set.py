@@ -136,7 +136,7 @@ class ActiveSetInverse(InverseHessian):
             margin_rows=int(m), bound_rows=kkt["n_bound"], kkt_residual=kkt["residual"]
         )
 
-    def solve(self, B):
+    def _solve(self, B):
         """``S B``: the constrained inverse applied to gradients."""
         return self._kkt_inv[: self.n_params, : self.n_params] @ B
 

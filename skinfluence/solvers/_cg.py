@@ -46,7 +46,7 @@ class CGInverseHessian(InverseHessian):
             inv_diag = 1.0 / self.xp.where(d > 0, d, 1.0)
             self._precondition = lambda R: inv_diag[:, None] * R
 
-    def solve(self, B):
+    def _solve(self, B):
         xp = self.xp
         op = self.operator
         m = B.shape[1]

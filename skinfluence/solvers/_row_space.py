@@ -61,6 +61,7 @@ class RowSpaceOperator:
         self.kernel_diagonal = np.asarray(kernel_diagonal, dtype=float)
         self.strength = float(strength)
         self.xp = np
+        self.dtype = self.product_dtype = np.float64  # kernel values are SciPy's
         self.n_params = self.s.size
         self.n_samples = self.s.size
 
@@ -141,7 +142,7 @@ class RowSpaceInverse(InverseHessian):
         Y = self._cg.solve(s * kernel_columns)
         return (kernel_columns - op.kernel @ (s * Y)) / op.strength
 
-    def solve(self, B):
+    def _solve(self, B):
         raise ValueError(
             "the parameters of a kernel model explained in row space are implicit "
             "(the feature map is never formed), so parameter-space quantities "

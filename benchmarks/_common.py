@@ -233,6 +233,36 @@ class PeakRSS:
         return self.peak_mib - self.start_mib
 
 
+def vmhwm_mib() -> float:
+    """``VmHWM`` (peak resident memory) of this process, Linux: unlike
+    ``ru_maxrss``, it does not carry the parent's peak over ``fork`` / ``exec``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def run_child(script: str, args: list[str], what: str) -> dict:
+    """Run ``python script --child *args`` in a fresh process; its last line of
+    output is the JSON record returned."""
+    proc = subprocess.run(
+        [sys.executable, script, "--child", *args], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        raise SystemExit(f"child failed for {what}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def save_records(out: Path, records: list[dict], table: str):
+    """Write ``records`` with the machine and the command line to ``out`` and
+    print the Markdown ``table``."""
+    meta = {**machine_info(), "date": now(), "command": " ".join(sys.argv)}
+    write_json(out, {"meta": meta, "records": records})
+    print(table)
+    print(f"\nwrote {out}")
+
+
 def ru_maxrss_mib() -> float:
     import resource
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from _common import RESULTS, machine_info, now, write_json  # noqa: E402
+from _common import RESULTS, run_child, save_records, vmhwm_mib  # noqa: E402
 
 GAMMA, ALPHA, N_TEST, N_FEATURES = 0.1, 1.0, 10, 10
 
@@ -48,15 +47,6 @@ def make_data(n, seed=0):
     X = rng.normal(size=(n + N_TEST, N_FEATURES))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2 - X[:, 2] * X[:, 3] + 0.3 * rng.normal(size=len(X))
     return X[:n], y[:n], X[n:], y[n:]
-
-
-def peak_rss_mib():
-    """``VmHWM`` of this process: unlike ``ru_maxrss``, it does not carry the
-    parent's peak over ``fork`` / ``exec``."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def child(model_path, solver, out_path):
@@ -81,7 +71,7 @@ def child(model_path, solver, out_path):
         "row_space": bool(exp.spec_.row_space),
         "fit_seconds": fit_s,
         "influence_seconds": influence_s,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": vmhwm_mib(),
         "iterations": report.iterations,
         "converged": report.converged,
     }
@@ -104,15 +94,7 @@ def run(sizes, quick):
             results = {}
             for solver in solvers:
                 out = Path(tmp) / f"influence_{n}_{solver}.npy"
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--child", str(path), solver, str(out)],
-                    capture_output=True,
-                    text=True,
-                )
-                if proc.returncode != 0:
-                    print(proc.stderr, file=sys.stderr)
-                    raise SystemExit(f"child failed for n={n}, solver={solver}")
-                rec = json.loads(proc.stdout.strip().splitlines()[-1])
+                rec = run_child(__file__, [str(path), solver, str(out)], f"n={n}, solver={solver}")
                 rec.update(
                     n_train=n, model_fit_seconds=model_s, kernel_matrix_mib=n * n * 8 / 2**20
                 )
@@ -171,15 +153,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=RESULTS / "kernel_scale.json")
     args = parser.parse_args(argv)
     records = run(args.sizes, args.quick)
-    write_json(
-        args.out,
-        {
-            "meta": {**machine_info(), "date": now(), "command": " ".join(sys.argv)},
-            "records": records,
-        },
-    )
-    print(markdown(records))
-    print(f"\nwrote {args.out}")
+    save_records(args.out, records, markdown(records))
 
 
 if __name__ == "__main__":

@@ -399,11 +399,10 @@ class InfluenceExplainer(BaseEstimator):
         """The decremental path of a hinge kernel model in row space: first
         order (stopped before the first event) or exact (``"path"``)."""
         self._refuse_newton_for_hinge()
-        spec = self.spec_
-        fitted = self.objective_.total_strength * float(np.ravel(spec.coef_penalty)[0])
+        fitted = self._kernel_penalty_strength()
         return DecrementalPath.in_row_space(
             self.state_,
-            spec.training_kernel(),
+            self.spec_.training_kernel(),
             fitted + self.damping,
             fitted,
             damping=self.damping,
@@ -418,7 +417,6 @@ class InfluenceExplainer(BaseEstimator):
         # the outputs share one Hessian block only with curvature d_i I per row
         if not np.allclose(D, d[:, None, None] * np.eye(K)[None], rtol=1e-12, atol=0):
             raise ValueError("row-space influence needs the same curvature for every output")
-        penalty = float(np.ravel(spec.coef_penalty)[0])
         options = dict(self.solver_options or {})
         options.setdefault("verbose", self.verbose)
         # the preconditioner's n x r factor (and its growth copy) within the budget
@@ -428,9 +426,15 @@ class InfluenceExplainer(BaseEstimator):
             spec.training_kernel(),
             spec.kernel_diagonal,
             d,
-            self.objective_.total_strength * penalty + self.damping,
+            self._kernel_penalty_strength() + self.damping,
             **options,
         )
+
+    def _kernel_penalty_strength(self) -> float:
+        """``lambda`` of a kernel model in row space: the penalty ``lambda
+        beta^T K beta / 2`` it was fitted with (one for every output)."""
+        penalty = float(np.ravel(self.spec_.coef_penalty)[0])
+        return self.objective_.total_strength * penalty
 
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
@@ -636,16 +640,21 @@ class InfluenceExplainer(BaseEstimator):
         F, margin = factors
         if self._removal_shifts is not None:
             block = self._removal_effect(rows, F, *margin)
-            if out is not None:
-                out[...] = block
-            return block
-        grads = self._row_gradients.take(rows)
-        if isinstance(self.solver_, RowSpaceInverse):
+        elif isinstance(self.solver_, RowSpaceInverse):
             # F holds the training outputs' responses A_i H^{-1} g_j: pair them with u_i
+            grads = self._row_gradients.take(rows)
             block = xp.sum(grads.U[:, :, None] * F[rows, ...], axis=1)
-            if out is not None:
-                out[...] = block
-            return block
+        else:
+            block = self._gradient_block(rows, F, margin, out)
+        if out is not None and block is not out:
+            out[...] = block
+        return block
+
+    def _gradient_block(self, rows, F, margin, out):
+        """``G_rows F`` plus, for the active-set hinge, the margin rows' part;
+        one in-place GEMM into ``out`` where it can be."""
+        xp = self.xp_
+        grads = self._row_gradients.take(rows)
         if out is not None and is_numpy(xp) and self._gemm_into_output(grads, F):
             # one GEMM written in place; the block's gradients, if formed here,
             # are no larger than its output
@@ -662,8 +671,6 @@ class InfluenceExplainer(BaseEstimator):
                 scale = xp.take(self.solver_._margin_scale, xp.asarray(hit), axis=0)
                 part = xp.take(margin, xp.asarray(hit), axis=0) * scale[:, None]
                 block = block + asarray(select, xp) @ part
-        if out is not None and block is not out:
-            out[...] = block
         return block
 
     def _removal_effect(self, rows, columns, func, Y, z):

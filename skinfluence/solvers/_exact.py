@@ -53,23 +53,21 @@ class ExactInverseHessian(InverseHessian):
         self.report.details["min_eigenvalue_checked"] = self._factor is None
         if self._factor is not None:
             self._check_precision(self._factor.L)
-        self._at_data_dtype = None
+        # H_d^{-1} and its half at the data's dtype (float32 data only)
+        self._inverse_at_data = self._half_at_data = None
         if operator.product_dtype != operator.dtype:
             eye = xp.eye(operator.n_params, dtype=operator.dtype)
-            self._at_data_dtype = tuple(
-                astype(M, operator.product_dtype, xp)
-                for M in (self._solve(eye), self._half_solve(eye))
-            )
+            self._inverse_at_data = astype(self._solve(eye), operator.product_dtype, xp)
+            self._half_at_data = astype(self._half_solve(eye), operator.product_dtype, xp)
+
+    def _at_data_dtype(self, B) -> bool:
+        return self._inverse_at_data is not None and B.dtype == self.operator.product_dtype
 
     def solve(self, B):
-        if self._at_data_dtype is not None and B.dtype == self.operator.product_dtype:
-            return self._at_data_dtype[0] @ B
-        return super().solve(B)
+        return self._inverse_at_data @ B if self._at_data_dtype(B) else super().solve(B)
 
     def half_solve(self, B):
-        if self._at_data_dtype is not None and B.dtype == self.operator.product_dtype:
-            return self._at_data_dtype[1] @ B
-        return super().half_solve(B)
+        return self._half_at_data @ B if self._at_data_dtype(B) else super().half_solve(B)
 
     def _check_precision(self, L):
         """Warn where the data's precision cannot resolve ``H``: rounding the
@@ -80,15 +78,16 @@ class ExactInverseHessian(InverseHessian):
         d = to_numpy(xp.linalg.diagonal(L))
         condition = float((d.max() / d.min()) ** 2)
         self.report.details["condition_estimate"] = condition
-        eps = float(xp.finfo(self.operator.product_dtype).eps)
+        op = self.operator
+        eps = float(xp.finfo(op.product_dtype).eps)
         if condition * eps > 1.0:
+            fix = "Standardise the features (a StandardScaler step) or add damping."
+            if op.product_dtype != op.dtype:
+                fix = "Pass dtype='float64', standardise the features or add damping."
             warnings.warn(
                 f"The Hessian's condition number is at least {condition:.2g}, so rounding "
-                f"the data to {self.operator.product_dtype} (relative precision "
-                f"{eps:.1g}) can change influence values by up to {condition * eps:.2g} "
-                "of their size. "
-                + ("Pass dtype='float64', or s" if eps > 1e-10 else "S")
-                + "tandardise the features (a StandardScaler step) or add damping.",
+                f"the data to {op.product_dtype} (relative precision {eps:.1g}) can "
+                f"change influence values by up to {condition * eps:.2g} of their size. {fix}",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -21,6 +21,7 @@ HuberRegressor             ``sum_i s_i (sigma + H_eps(r_i/sigma) sigma) + alpha 
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import numpy as np
@@ -141,8 +142,28 @@ class ModelSpec:
             self.n_features = coef.shape[-1]
             self.n_outputs = 1 if coef.ndim == 1 else coef.shape[0]
 
+    #: whether the parameters are a kernel model's dual coefficients (row space)
+    row_space = False
+    #: memory of one block of kernel values evaluated in row space
+    kernel_block_bytes = 32 * 2**20
+
+    def prepared(self, X_train, *, row_space: bool = False, kernel_block_bytes=None) -> ModelSpec:
+        """A copy of this spec made ready for the training features ``X_train``.
+
+        Specs are not modified once prepared: the explainer holds the copy.
+        ``row_space`` and ``kernel_block_bytes`` apply to kernel models (see
+        :class:`~skinfluence.objectives._kernel.KernelModelSpec`).
+        """
+        spec = copy.copy(self)
+        spec.row_space = bool(row_space)
+        if kernel_block_bytes is not None:
+            spec.kernel_block_bytes = int(kernel_block_bytes)
+        spec.prepare(X_train)
+        return spec
+
     def prepare(self, X_train) -> None:
-        """Hook for specs whose features depend on the training rows (kernels)."""
+        """Hook for specs whose features depend on the training rows (kernels);
+        called on the copy :meth:`prepared` returns."""
 
     def raw_prediction(self, estimator, X, keep=None):
         """Raw outputs ``z`` of a (re)fitted ``estimator`` on features ``X``

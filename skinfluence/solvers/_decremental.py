@@ -352,9 +352,9 @@ class DecrementalPath:
     def on_design(cls, state, kkt, damping: float = 0.0, max_events: int | None = None):
         """The path on the explainer's design, started from :func:`hinge_kkt`."""
         obj = state.objective
-        margin = np.asarray(kkt["margin"], dtype=int)
-        nu = to_numpy(kkt["bound_gradient"]).astype(float).copy()
-        nu[margin] = to_numpy(kkt["multipliers"])
+        margin = np.asarray(kkt.margin, dtype=int)
+        nu = to_numpy(kkt.bound_gradient).astype(float).copy()
+        nu[margin] = to_numpy(kkt.multipliers)
         kinks, slopes = obj.loss.kinks(to_numpy(obj.targets))
         return cls(
             DesignGeometry(state, damping),

@@ -25,6 +25,7 @@ class ExactInverseHessian(InverseHessian):
     """
 
     name = "exact"
+    direct = True
 
     def __init__(self, operator, rcond: float = 1e-10):
         super().__init__(operator)

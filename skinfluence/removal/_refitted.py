@@ -1,0 +1,219 @@
+r"""Removal models that find the parameters without row ``i`` themselves and
+evaluate the test function there.
+
+With ``Delta_i`` the parameter change of removing row ``i``, the influence is
+
+.. math::  \mathcal{I}[j, i] = -\big(L(z_j + A_j \Delta_i) - L(z_j)\big),
+
+the test function at the refitted outputs, not its linearisation:
+
+* :class:`PathRemoval` -- hinge-type models: the decremental solution path
+  gives the exact ``Delta_i`` (:class:`~skinfluence.solvers._decremental.DecrementalPath`).
+* :class:`RowSpaceActiveSetRemoval` -- the path's first segment for hinge
+  kernel models in row space, linearised (the first-order active set).
+* :class:`NewtonRefitRemoval` -- smooth models: Newton iterations on the
+  leave-one-out objective to its optimum.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._backend import asarray, take_rows, to_numpy
+from ..solvers import SOLVERS, HessianOperator, SolverReport
+from ._base import RemovalModel
+
+
+class ParameterShiftRemoval(RemovalModel):
+    """Influence from explicit parameter changes ``Delta_i`` of a block of rows."""
+
+    #: evaluate the test function at the shifted outputs (else linearise it)
+    exact = True
+
+    def test_factors(self, query, rows):
+        sub, Y, z = query.at(rows, self.state.theta)
+        return sub, Y, z, query.function
+
+    def training_width(self, test_width):
+        return max(test_width, self.state.n_params)  # a block forms its parameter changes
+
+    def training_block(self, factors, rows, out=None):
+        xp = self.xp
+        sub, Y, z, func = factors
+        dZ = xp.permute_dims(sub.forward(self.parameter_shifts(rows)), (2, 0, 1))  # (r, m, K)
+        if not self.exact:  # first order: the test function's gradient
+            return -xp.sum(dZ * func.gradient(Y, z)[None, ...], axis=2)
+        r, m, K = dZ.shape
+        Z = xp.reshape(z[None, ...] + dZ, (r * m, K))
+        Yr = xp.reshape(xp.broadcast_to(Y[None, ...], (r, *Y.shape)), (r * m, *Y.shape[1:]))
+        after = xp.reshape(func.value(Yr, Z), (r, m))
+        return -(after - func.value(Y, z)[None, :])
+
+    def self_influence(self, loss):
+        if not self.exact:
+            return super().self_influence(loss)
+        Y, z = self.state.objective.targets, self.state.z
+        return loss.value(Y, self.leave_one_out_outputs()) - loss.value(Y, z)
+
+
+class PathRemoval(ParameterShiftRemoval):
+    """The exact effect of each removal from a hinge-type fit, by the
+    decremental solution path (one small KKT solve per active-set event).
+
+    Parameters
+    ----------
+    state, budget, stationarity
+        See :class:`RemovalModel`.
+    path : DecrementalPath
+        Followed here for every row with a non-zero multiplier.
+    """
+
+    name = "path"
+
+    def __init__(self, state, path, budget, stationarity):
+        super().__init__(state, path, budget, stationarity)
+        self.shifts = path.shifts()
+
+    def parameter_shifts(self, rows):
+        return asarray(self.shifts.take(rows), self.xp, self.state.theta.dtype)
+
+
+class RowSpaceActiveSetRemoval(PathRemoval):
+    """The first-order active-set estimate of a hinge kernel model in row
+    space: the decremental path's first segment, extrapolated (no events),
+    with the test function linearised."""
+
+    name = "influence"
+    exact = False
+
+
+class NewtonMinimiser:
+    r"""Newton's method on a smooth objective, each step solved by an
+    inverse-Hessian solver of :data:`~skinfluence.solvers.SOLVERS`.
+
+    .. math::  \theta_{k+1} = \theta_k - H(\theta_k)^{-1} \nabla F(\theta_k),
+
+    stopped when the relative stationarity (:meth:`ObjectiveState.stationarity`)
+    is at most ``tol``. ``report`` describes the minimisation of the full
+    objective (:meth:`NewtonRefitRemoval` polishes the fit with it) and
+    counts the rows refitted since.
+    """
+
+    name = "newton_refit"
+
+    def __init__(self, solver="exact", solver_options=None, damping=0.0, tol=1e-12, max_iter=50):
+        self.solver = solver
+        self.solver_options = dict(solver_options or {})
+        self.damping = float(damping)
+        self.tol = float(tol)
+        self.max_iter = int(max_iter)
+        self.report = SolverReport(self.name)
+
+    def minimise(self, objective, theta) -> tuple[object, SolverReport]:
+        """Newton iterations from ``theta``: ``(theta*, report)``."""
+        report = SolverReport(self.name)
+        state = objective.at(theta)
+        for iteration in range(self.max_iter + 1):
+            residual = state.stationarity()
+            report.iterations, report.residual = iteration, residual
+            if residual <= self.tol:
+                return state.theta, report
+            if iteration == self.max_iter:
+                break
+            inverse = SOLVERS[self.solver](HessianOperator(state, self.damping), **self.solver_options)
+            step = inverse.solve(state.gradient()[:, None])[:, 0]
+            state = objective.at(state.theta - step)
+        report.converged = False
+        return state.theta, report
+
+
+class NewtonRefitRemoval(ParameterShiftRemoval):
+    r"""The leave-one-out optimum of a smooth objective by Newton's method.
+
+    For each removed row ``i``, Newton iterations (:class:`NewtonMinimiser`)
+    on ``F_{-i}(theta) = F(theta) - F_i(theta)`` -- the objective the same
+    estimator minimises on the other rows: class weights, penalty shares and
+    ``1/n`` scalings recomputed without row ``i`` -- started at the fitted
+    optimum. The first iteration is the ``"newton"`` approximation; the
+    next ones make it exact for any smooth convex objective. The fitted
+    parameters are first polished the same way on the full objective, so
+    that ``Delta_i = theta_{-i} - theta`` measures the removal, not the
+    fit's tolerance. Each iteration costs one Hessian solve (``O(n p^2 +
+    p^3)`` with ``"exact"``), so this is for checking chosen rows:
+    ``influence(..., rows=...)``, or small tables.
+
+    Parameters
+    ----------
+    state, budget
+        See :class:`RemovalModel`.
+    objective_without : callable
+        ``objective_without(keep)`` is the objective on the rows ``keep``
+        (indices), built as the estimator defines it.
+    minimiser : NewtonMinimiser
+    """
+
+    name = "refit"
+
+    def __init__(self, state, objective_without, budget, minimiser):
+        super().__init__(state, minimiser, budget, state.stationarity())
+        self._objective_without = objective_without
+        # the optimum of the full objective, from which every removal is measured
+        self.optimum, polish = minimiser.minimise(state.objective, state.theta)
+        minimiser.report.iterations = polish.iterations
+        minimiser.report.residual = polish.residual
+        minimiser.report.converged = polish.converged
+        minimiser.report.details["rows_refitted"] = 0
+
+    def parameter_shifts(self, rows):
+        xp, minimiser = self.xp, self.solver
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop)
+        rows = np.asarray(to_numpy(rows), dtype=np.int64)
+        shifts, failed = [], []
+        everything = np.arange(self.n_train)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for r in rows.tolist():
+                objective = self._objective_without(np.delete(everything, r))
+                theta, report = minimiser.minimise(objective, self.optimum)
+                if not report.converged:
+                    failed.append((r, report.residual))
+                shifts.append(theta - self.optimum)
+        _say_once(caught)
+        if failed:
+            worst = max(res for _, res in failed)
+            warnings.warn(
+                f"Newton iterations without row(s) {[r for r, _ in failed][:10]} stopped "
+                f"after {minimiser.max_iter} iterations at a relative gradient of "
+                f"{worst:.2g} (tol {minimiser.tol:.0e}); their effects are not converged. "
+                "Pass damping>0 or check the model's convergence.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        minimiser.report.details["rows_refitted"] += len(rows)
+        if not shifts:
+            return xp.zeros((self.state.n_params, 0), dtype=self.state.theta.dtype)
+        return xp.stack(shifts, axis=1)
+
+
+def _say_once(caught):
+    """Re-issue each distinct warning of the per-row solves once, not per row."""
+    seen = set()
+    for w in caught:
+        key = (w.category, str(w.message))
+        if key not in seen:
+            seen.add(key)
+            warnings.warn(w.message, w.category, stacklevel=5)
+
+
+def objective_without_rows(spec, X, y, sample_weight, xp):
+    """``keep -> objective on rows keep``: the leave-some-out objectives of
+    :class:`NewtonRefitRemoval`, built by the spec from the training data."""
+
+    def objective(keep):
+        sw = None if sample_weight is None else sample_weight[keep]
+        return spec.objective(take_rows(X, keep, xp), y[keep], sw, xp)
+
+    return objective

@@ -430,9 +430,7 @@ class InfluenceExplainer(BaseEstimator):
         y = np.asarray(to_numpy(y) if not hasattr(y, "to_numpy") else y.to_numpy())
         if y.ndim == 0 or y.shape[0] != n:
             got = "a scalar" if y.ndim == 0 else f"{y.shape[0]} rows"
-            raise ValueError(
-                f"{name} has {got} but X has {n}; pass the targets of the same rows."
-            )
+            raise ValueError(f"{name} has {got} but X has {n}; pass the targets of the same rows.")
         expected = spec.n_outputs
         if spec.is_classifier:
             if y.ndim == 2 and y.shape[1] == 1:

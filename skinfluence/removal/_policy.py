@@ -330,5 +330,3 @@ def rule_for(setting: Setting, estimator_name: str, hinge: str) -> Rule:
             f"Newton systems need float64. Pass dtype='float64', {fix}."
         )
     return rule
-
-

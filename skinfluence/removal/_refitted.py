@@ -122,7 +122,8 @@ class NewtonMinimiser:
                 return state.theta, report
             if iteration == self.max_iter:
                 break
-            inverse = SOLVERS[self.solver](HessianOperator(state, self.damping), **self.solver_options)
+            operator = HessianOperator(state, self.damping)
+            inverse = SOLVERS[self.solver](operator, **self.solver_options)
             step = inverse.solve(state.gradient()[:, None])[:, 0]
             state = objective.at(state.theta - step)
         report.converged = False

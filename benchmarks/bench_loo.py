@@ -139,7 +139,7 @@ def run_case(label, dataset, model, weights):
     from sklearn.base import clone
 
     from skinfluence import InfluenceExplainer
-    from skinfluence.validation import agreement, leave_one_out
+    from skinfluence.retraining import agreement, leave_one_out
 
     X_tr, X_te, y_tr, y_te = _data(dataset)
     sw = None

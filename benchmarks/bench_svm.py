@@ -66,8 +66,8 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skinfluence import InfluenceExplainer  # noqa: E402
+from skinfluence.retraining import agreement  # noqa: E402
 from skinfluence.solvers._decremental import DecrementalPath  # noqa: E402
-from skinfluence.validation import agreement  # noqa: E402
 
 TEMPERATURES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 K_ROWS = 30  # most influential rows per method (paper: 30-40)

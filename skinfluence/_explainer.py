@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
@@ -789,6 +789,51 @@ class InfluenceExplainer(BaseEstimator):
         query = self._prepare_test(X_test, y_test, target)
         influence = self.removal_.feature_influence(query, rows, outputs, spec.n_features)
         return self._output(influence)
+
+    def retrainer(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        *,
+        target: Target = "loss",
+        refit_params: dict | None = None,
+    ):
+        """What real leave-one-out retraining needs, as one picklable callable.
+
+        ``retrainer(X_test, y_test)(drop)`` refits a clone of the final
+        estimator on the training rows without ``drop`` (the pipeline's
+        earlier steps stay fixed, as in the influence estimate) and returns
+        the test quantity of each test row; ``drop=None`` refits on all rows.
+        :func:`skinfluence.retraining.leave_one_out` is built on it.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        target : {"loss", "prediction"}, default="loss"
+        refit_params : dict, default=None
+            Parameters set on the clone before refitting (e.g. a tighter
+            ``tol``: estimates assume exact optima, so refits should converge
+            tightly).
+
+        Returns
+        -------
+        skinfluence.retraining.Retrainer
+        """
+        from .retraining import Retrainer
+
+        check_is_fitted(self, "solver_")
+        _, final = split_pipeline(self.estimator)
+        final = clone(final)
+        if refit_params:
+            final.set_params(**refit_params)
+        Xt = self._features(X_test, self.feature_map_, final)
+        if y_test is not None:
+            y_test = self._check_targets(y_test, Xt.shape[0], self.spec_, name="y_test")
+        function, targets = self._test_function(target, y_test, Xt.shape[0])
+        X, y, sw = self._X_features, self._y, self._sample_weight
+        return Retrainer(final, self.spec_, X, y, sw, Xt, function, targets)
 
     # ------------------------------------------------------- newton step
     @_with_memory_advice

@@ -24,7 +24,7 @@ from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR
 from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceExplainer
-from skinfluence.validation import leave_one_out
+from skinfluence.retraining import leave_one_out
 
 
 @pytest.fixture(autouse=True, scope="module")

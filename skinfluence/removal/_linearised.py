@@ -243,32 +243,38 @@ class ActiveSetRemoval(FirstOrderRemoval):
         G = query.gradients(rows, self.state.theta)
         return -self.solver.solve(G), -self.solver.margin_solve(G)
 
+    def _margin_selection(self, rows):
+        """``(select, hit)``: the margin rows among ``rows`` (a slice or
+        indices) as positions ``hit`` into :attr:`margin_rows` and a 0/1
+        matrix ``select`` (n_rows, n_hit) placing them in the block."""
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop)
+        position = {int(r): k for k, r in enumerate(self.solver.margin_rows)}
+        pairs = [(c, position[int(r)]) for c, r in enumerate(rows) if int(r) in position]
+        select = np.zeros((len(rows), len(pairs)))
+        hit = np.zeros(len(pairs), dtype=np.int64)
+        for j, (c, k) in enumerate(pairs):
+            select[c, j], hit[j] = 1.0, k
+        return asarray(select, self.xp), hit
+
     def training_block(self, factors, rows, out=None):
         F, margin = factors
         block = super().training_block(F, rows, out)
-        margin_rows = self.solver.margin_rows
-        hit = np.flatnonzero((margin_rows >= rows.start) & (margin_rows < rows.stop))
+        select, hit = self._margin_selection(rows)
         if hit.size:
             xp = self.xp
-            select = np.zeros((rows.stop - rows.start, hit.size))
-            select[margin_rows[hit] - rows.start, np.arange(hit.size)] = 1.0
             scale = xp.take(self.solver.margin_scale, xp.asarray(hit), axis=0)
-            part = xp.take(margin, xp.asarray(hit), axis=0) * scale[:, None]
-            block = block + asarray(select, xp) @ part
+            block = block + select @ (xp.take(margin, xp.asarray(hit), axis=0) * scale[:, None])
         return block
 
     def parameter_shifts(self, rows):
         shift = super().parameter_shifts(rows)
-        if isinstance(rows, slice):
-            rows = np.arange(rows.start, rows.stop)
-        margin = self.solver.margin_rows
-        position = {int(r): k for k, r in enumerate(margin)}
-        hit = [(c, position[int(r)]) for c, r in enumerate(rows) if int(r) in position]
-        if hit:
-            cols, ks = (np.asarray(v) for v in zip(*hit, strict=True))
-            select = np.zeros((len(margin), len(rows)))
-            select[ks, cols] = 1.0
-            shift = shift + self.solver.margin_shifts() @ asarray(select, self.xp)
+        select, hit = self._margin_selection(rows)
+        if hit.size:
+            xp = self.xp
+            shift = (
+                shift + xp.take(self.solver.margin_shifts(), xp.asarray(hit), axis=1) @ select.T
+            )
         return shift
 
     def own_output_shifts(self):

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
@@ -278,6 +279,16 @@ class InfluenceExplainer(BaseEstimator):
         self.max_block_bytes = max_block_bytes
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # influence on the loss needs the labels
+        tags.input_tags.sparse = True  # SciPy sparse rows stay sparse (CPU)
+        tags.array_api_support = True  # CuPy and array-API input stay in their namespace
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"requires_y": True, "array_api_support": True, "X_types": ["2darray", "sparse"]}
+
     # ------------------------------------------------------------------ fit
     @_with_memory_advice
     def fit(
@@ -299,7 +310,15 @@ class InfluenceExplainer(BaseEstimator):
         """
         self._validate_params()
         feature_map, final = split_pipeline(self.estimator)
-        check_is_fitted(self.estimator)
+        try:
+            check_is_fitted(self.estimator)
+        except NotFittedError as exc:
+            raise NotFittedError(
+                f"{exc} InfluenceExplainer explains a fitted estimator and never fits "
+                "it. If it was fitted and then cloned (clone(), GridSearchCV, "
+                "cross_validate), wrap it as InfluenceExplainer(FrozenEstimator(model)) "
+                "(sklearn.frozen, scikit-learn >= 1.6): a frozen estimator survives clone."
+            ) from None
         validate_data(self, X, reset=True, skip_check_array=True)
         spec = spec_for(final, temperature=self.temperature)
         Xf = self._features(X, feature_map, final)
@@ -673,9 +692,17 @@ class InfluenceExplainer(BaseEstimator):
     def self_influence(self) -> Array:
         """Predicted increase of each training row's own loss when it is removed.
 
-        ``self_influence()[i] == -influence(X_train, y_train)[i, i]``; >= 0 for
-        convex objectives. Large values mark rows the model can only fit by
-        bending towards them: candidates for label review.
+        ``self_influence()[i] == -influence(X_train, y_train)[i, i]``. Large
+        values mark rows the model can only fit by bending towards them:
+        candidates for label review.
+
+        With ``approximation="influence"`` it is the quadratic form
+        ``g_i^T H^{-1} g_i / w_i >= 0`` where the test loss is the row's own
+        training loss and the row's gradient is that loss's alone. It can be
+        slightly negative where removing the row changes more than its loss
+        term: penalty shares of mean-loss objectives (``SGD*``,
+        ``PoissonRegressor``), ``class_weight="balanced"``, or a test loss
+        other than the training loss (``HuberRegressor``'s squared error).
 
         Returns
         -------

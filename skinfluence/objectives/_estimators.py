@@ -184,7 +184,21 @@ class ModelSpec:
     def class_index(self, y) -> np.ndarray:
         classes = self.classes_
         y = np.asarray(y)
-        idx = np.searchsorted(classes, y)
+        if (y.dtype.kind in "OUS") != (np.asarray(classes).dtype.kind in "OUS"):
+            raise ValueError(
+                f"y has labels of dtype {y.dtype} (e.g. {y[:3].tolist()}), but the "
+                f"estimator was fitted on classes {np.asarray(classes).tolist()[:10]} of "
+                f"dtype {np.asarray(classes).dtype}. Pass labels of the same type as "
+                "those the model was fitted on."
+            )
+        try:
+            idx = np.searchsorted(classes, y)
+        except TypeError as exc:  # mixed label types (object arrays)
+            raise ValueError(
+                f"y's labels cannot be compared with the estimator's classes_ "
+                f"{np.asarray(classes).tolist()[:10]} ({exc}); pass labels of the same "
+                "type as those the model was fitted on."
+            ) from None
         idx = np.clip(idx, 0, len(classes) - 1)
         bad = classes[idx] != y
         if np.any(bad):

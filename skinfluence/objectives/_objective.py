@@ -279,15 +279,29 @@ class ObjectiveState:
         return RowGradients(self.design, U, xp.concat(coef, axis=1), xp.concat(vecs, axis=1))
 
     def stationarity(self) -> float:
-        """``||grad F|| / sum_i ||g_i||``: about 0 at the optimum; the relative
-        size of the leftover gradient compared with the per-row gradients."""
+        r"""``||grad F||`` relative to the per-row gradients: about 0 at the
+        optimum.
+
+        .. math::
+
+            \frac{\|\nabla F\|}{\sum_i \|a_i\| \big(\|u_i\|
+            + \sqrt{\epsilon}\, \|D_i\| (\|z_i\| + 1)\big)}
+
+        The second term is the gradient a relative change of ``sqrt(eps)`` in
+        the outputs would leave: a fit that interpolates its targets (every
+        ``u_i`` at rounding level) counts as optimal instead of comparing
+        rounding noise with rounding noise.
+        """
         xp = self.xp
         g = self.gradient()
         if self.null_space is not None:
             N = self.null_space
             g = g - N @ (N.T @ g)
-        scale = xp.sum(xp.sqrt(xp.sum(self.U * self.U, axis=1) * self.design.row_sq_norms()))
-        scale = float(scale) + 1e-300
+        u = xp.sqrt(xp.sum(self.U * self.U, axis=1))
+        z = xp.sqrt(xp.sum(self.z * self.z, axis=1))
+        curvature = xp.sum(xp.abs(self.D), axis=(1, 2))
+        rounding = math.sqrt(float(xp.finfo(self.z.dtype).eps)) * curvature * (z + 1.0)
+        scale = float(xp.sum(xp.sqrt(self.design.row_sq_norms()) * (u + rounding))) + 1e-300
         return float(xp.sqrt(xp.sum(g * g))) / scale
 
 

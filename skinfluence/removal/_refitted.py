@@ -126,6 +126,11 @@ class NewtonMinimiser:
             inverse = SOLVERS[self.solver](operator, **self.solver_options)
             step = inverse.solve(state.gradient()[:, None])[:, 0]
             state = objective.at(state.theta - step)
+            if _norm(step) <= 1e-14 * (1.0 + _norm(state.theta)):
+                # a step at rounding level: nothing left to gain (least squares
+                # is solved by the first step)
+                report.iterations, report.residual = iteration + 1, state.stationarity()
+                return state.theta, report
         report.converged = False
         return state.theta, report
 
@@ -197,6 +202,10 @@ class NewtonRefitRemoval(ParameterShiftRemoval):
         if not shifts:
             return xp.zeros((self.state.n_params, 0), dtype=self.state.theta.dtype)
         return xp.stack(shifts, axis=1)
+
+
+def _norm(v) -> float:
+    return float(np.linalg.norm(to_numpy(v)))
 
 
 def _say_once(caught):

@@ -11,6 +11,10 @@ from ._base import InverseHessian
 class ExactInverseHessian(InverseHessian):
     r"""``H_d^{-1}`` from the Cholesky factor ``H_d = L L^T``.
 
+    The factorisation is of the equilibrated ``S H_d S`` with ``S =
+    diag(H_d)^{-1/2}`` (Jacobi scaling): its condition number is that of
+    ``H_d`` less whatever the features' scales contribute.
+
     Where ``H_d`` is not positive definite (a rank-deficient design without
     penalty, say) it falls back to the eigen-decomposition and applies the
     pseudo-inverse over eigenvalues above ``rcond * lambda_max``, with a
@@ -31,6 +35,12 @@ class ExactInverseHessian(InverseHessian):
         super().__init__(operator)
         xp = self.xp
         H = operator.dense()
+        # equilibrate: factor A = S H S with S = diag(H)^(-1/2), so that badly
+        # scaled features (a column 1e12 times larger than the others) cost no
+        # accuracy and are not mistaken for flat directions; H^-1 = S A^-1 S
+        d = xp.linalg.diagonal(H)
+        self._scale = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
+        H = self._scale[:, None] * H * self._scale[None, :]
         self._factor = cholesky(H, xp)
         self._eig = None
         if self._factor is None:
@@ -94,13 +104,15 @@ class ExactInverseHessian(InverseHessian):
             )
 
     def _solve(self, B):
+        S = self._scale[:, None]
         if self._factor is not None:
-            return self._factor.solve(B)
+            return S * self._factor.solve(S * B)
         V, s = self._eig
-        return V @ ((s * s)[:, None] * (V.T @ B))
+        return S * (V @ ((s * s)[:, None] * (V.T @ (S * B))))
 
     def _half_solve(self, B):
+        S = self._scale[:, None]
         if self._factor is not None:
-            return self._factor.half_solve(B)
+            return self._factor.half_solve(S * B)
         V, s = self._eig
-        return s[:, None] * (V.T @ B)
+        return s[:, None] * (V.T @ (S * B))

@@ -336,6 +336,16 @@ class ModelSpec:
         )
 
 
+def liblinear_intercept_penalty(est) -> float:
+    """The penalty liblinear puts on the intercept, in ``R``.
+
+    liblinear appends a constant feature ``intercept_scaling`` whose weight is
+    penalised like the others: ``intercept_ = intercept_scaling * w_last``, so
+    ``w_last^2 = intercept_^2 / intercept_scaling^2``.
+    """
+    return 1.0 / float(est.intercept_scaling) ** 2 if est.fit_intercept else 0.0
+
+
 def _logistic_penalty(est):
     """``(penalty, C)`` across scikit-learn 1.5 - 1.9+ (1.8 deprecates
     ``penalty`` in favour of ``l1_ratio`` and ``C=np.inf``)."""
@@ -382,10 +392,8 @@ class LogisticRegressionSpec(ModelSpec):
             self.row_scale, self.coef_penalty = 1.0, 0.0
         else:
             self.row_scale, self.coef_penalty = C, 1.0
-        if est.solver == "liblinear" and self.fit_intercept and penalty is not None:
-            # liblinear appends a constant feature intercept_scaling whose weight
-            # is penalised: intercept_ = intercept_scaling * w_last.
-            self.intercept_penalty = 1.0 / float(est.intercept_scaling) ** 2
+        if est.solver == "liblinear" and penalty is not None:
+            self.intercept_penalty = liblinear_intercept_penalty(est)
         if self.n_outputs == 1:
             self.train_loss = self.test_loss = BinomialLogLoss()
             self.prediction = Prediction("sigmoid")

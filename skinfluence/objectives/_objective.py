@@ -179,6 +179,16 @@ class Objective:
         return asarray(N, xp, self.dtype)
 
 
+def relative_gradient(g, design, row_sizes) -> float:
+    r"""``||g|| / sum_i ||a_i|| s_i``: a leftover gradient ``g`` relative to
+    what the rows contribute (``s_i``: the size of row ``i``'s loss
+    derivative). The one normalisation of every "how far from the optimum"
+    check (:meth:`ObjectiveState.stationarity`, the hinge's KKT residual)."""
+    xp = design.xp
+    scale = float(xp.sum(xp.sqrt(design.row_sq_norms()) * row_sizes)) + 1e-300
+    return float(xp.sqrt(xp.sum(g * g))) / scale
+
+
 class ObjectiveState:
     """``F`` and its per-row terms, linearised at one parameter vector."""
 
@@ -301,8 +311,7 @@ class ObjectiveState:
         z = xp.sqrt(xp.sum(self.z * self.z, axis=1))
         curvature = xp.sum(xp.abs(self.D), axis=(1, 2))
         rounding = math.sqrt(float(xp.finfo(self.z.dtype).eps)) * curvature * (z + 1.0)
-        scale = float(xp.sum(xp.sqrt(self.design.row_sq_norms()) * (u + rounding))) + 1e-300
-        return float(xp.sqrt(xp.sum(g * g))) / scale
+        return relative_gradient(g, self.design, u + rounding)
 
 
 class ClassReweighting:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import asarray, to_numpy
+from ..objectives._objective import relative_gradient
 from ._base import InverseHessian
 
 #: distance from the kink below which a row counts as a margin row (solvers
@@ -104,8 +105,8 @@ def hinge_kkt(state, margin_tol: float = MARGIN_TOL) -> HingeKKT:
         leftover = stationary + Psi.T @ nu
     else:
         nu, leftover = xp.zeros(0, dtype=R.dtype), stationary
-    scale = xp.sum(xp.abs(obj.weights) * xp.sqrt(design.row_sq_norms()))
-    residual = float(xp.sqrt(xp.sum(leftover * leftover))) / (float(scale) + 1e-300)
+    # a hinge row's loss derivative is at most its weight (slopes of size <= 1)
+    residual = relative_gradient(leftover, design, xp.abs(obj.weights))
     return HingeKKT(
         margin=margin,
         bound_gradient=bound,

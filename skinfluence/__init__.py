@@ -6,7 +6,7 @@ them? See :class:`InfluenceExplainer`.
 
 from ._explainer import InfluenceExplainer, NotAtOptimumWarning
 from .cleaning import CleanLabelsClassifier, InfluenceLabelCleaner
-from .objectives._registry import supported_estimators
+from .objectives import register_estimator, supported_estimators
 from .solvers import ConvergenceError
 
 __version__ = "0.1.0"
@@ -17,6 +17,7 @@ __all__ = [
     "InfluenceExplainer",
     "InfluenceLabelCleaner",
     "NotAtOptimumWarning",
+    "register_estimator",
     "supported_estimators",
     "__version__",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.datasets import load_breast_cancer, load_wine, make_regression
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -32,7 +32,9 @@ from sklearn.utils import Bunch
 from sklearn.utils import estimator_checks as checks
 from sklearn.utils.fixes import parse_version
 
-from skinfluence import InfluenceExplainer, NotAtOptimumWarning
+from skinfluence import InfluenceExplainer, NotAtOptimumWarning, register_estimator
+from skinfluence.objectives import ModelSpec, Prediction, SquaredError
+from skinfluence.objectives._registry import _REGISTRY
 from skinfluence.removal import APPROXIMATIONS, POLICY, Refusal
 from skinfluence.retraining import leave_one_out
 
@@ -309,3 +311,51 @@ def test_an_interpolating_fit_is_at_its_optimum():
 def test_self_influence_is_non_negative_where_it_is_a_quadratic_form(cancer, logistic):
     X, y = cancer
     assert np.all(InfluenceExplainer(logistic).fit(X, y).self_influence() >= -1e-12)
+
+
+# ------------------------------------------------------- extension point
+class _ShrunkLeastSquares(RegressorMixin, BaseEstimator):
+    """``sum_i (y_i - x_i . w)^2 + lam ||w||^2``, no intercept, closed form."""
+
+    def __init__(self, lam=1.0):
+        self.lam = lam
+
+    def fit(self, X, y):
+        X = np.asarray(X, dtype=float)
+        self.coef_ = np.linalg.solve(X.T @ X + self.lam * np.eye(X.shape[1]), X.T @ y)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X):
+        return np.asarray(X, dtype=float) @ self.coef_
+
+
+class _ShrunkLeastSquaresSpec(ModelSpec):
+    def __init__(self, est, *, temperature=None):
+        super().__init__(est, temperature=temperature)
+        self.fit_intercept = False
+        self.coef_penalty = 2.0 * est.lam  # lam ||w||^2 = (1/2)(2 lam) ||w||^2
+        self.train_loss = self.test_loss = SquaredError(1.0)
+        self.prediction = Prediction("raw")
+
+
+def test_a_registered_estimator_family_is_explained_exactly():
+    """The public extension point: a family unknown to skinfluence is refused
+    with the list of supported ones, then, once registered, explained exactly
+    where the approximation is exact, as real refits show."""
+    X, y = make_regression(80, 5, noise=5.0, random_state=1)
+    model = _ShrunkLeastSquares(lam=3.0).fit(X, y)
+    if _ShrunkLeastSquares not in _REGISTRY:
+        with pytest.raises(TypeError, match="not supported.*LogisticRegression"):
+            InfluenceExplainer(model).fit(X, y)
+    register_estimator(_ShrunkLeastSquares, _ShrunkLeastSquaresSpec)
+    # the Newton step is exact for least squares: predictions (linear in the
+    # parameters) match refits exactly; the loss, with approximation="refit"
+    exp = InfluenceExplainer(model, approximation="newton").fit(X, y)
+    result = leave_one_out(exp, X[:3], rows=15, target="prediction")
+    np.testing.assert_allclose(result.predicted, result.actual, rtol=1e-6, atol=1e-9)
+    exp = InfluenceExplainer(model, approximation="refit").fit(X, y)
+    result = leave_one_out(exp, X[:3], y[:3], rows=result.rows)
+    np.testing.assert_allclose(result.predicted, result.actual, rtol=1e-6, atol=1e-9)
+    with pytest.raises(TypeError, match="must be a class"):
+        register_estimator(model, _ShrunkLeastSquaresSpec)

@@ -9,13 +9,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from sklearn_compat.utils._tags import get_tags
+from sklearn_compat.utils import get_tags
 from sklearn_compat.utils.validation import validate_data
 
+from .._compat import HasMethods, Interval, StrOptions
 from ._cleaner import DEFAULT_METHOD, InfluenceLabelCleaner, default_estimator
 from ._scoring import METHODS
 

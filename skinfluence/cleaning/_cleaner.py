@@ -16,12 +16,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn_compat.utils._indexing import _safe_indexing
 from sklearn_compat.utils.validation import validate_data
 
+from .._compat import HasMethods, Interval, StrOptions
 from ._scoring import METHODS, RowScorer
 
 #: the scoring method that found the most flipped labels in

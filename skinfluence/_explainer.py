@@ -15,8 +15,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils.validation import check_array, validate_data
 
 from ._backend import (
@@ -29,6 +28,7 @@ from ._backend import (
     is_sparse,
     to_numpy,
 )
+from ._compat import HasMethods, Interval, Options, StrOptions, _check_sample_weight
 from .objectives._registry import spec_for
 from .removal import (
     APPROXIMATIONS,

@@ -20,14 +20,7 @@ INTERNAL = {"sklearn.utils.fixes"}
 HOME = "_compat.py"
 #: private imports still to move to ``_compat`` or ``sklearn_compat`` in the
 #: core being rewritten; remove an entry when its import goes
-PENDING = {
-    ("_explainer.py", "sklearn.utils._param_validation", "HasMethods"),
-    ("_explainer.py", "sklearn.utils._param_validation", "Interval"),
-    ("_explainer.py", "sklearn.utils._param_validation", "Options"),
-    ("_explainer.py", "sklearn.utils._param_validation", "StrOptions"),
-    ("_explainer.py", "sklearn.utils.validation", "_check_sample_weight"),
-    ("objectives/_estimators.py", "sklearn.utils.fixes", "parse_version"),
-}
+PENDING: set = set()
 
 
 def _is_private(module: str, name: str | None) -> bool:

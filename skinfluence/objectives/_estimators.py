@@ -25,7 +25,6 @@ import copy
 import inspect
 
 import numpy as np
-import sklearn
 from sklearn.linear_model import (
     HuberRegressor,
     LinearRegression,
@@ -37,9 +36,9 @@ from sklearn.linear_model import (
     SGDRegressor,
 )
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.fixes import parse_version
 
 from .._backend import asarray, get_namespace
+from .._compat import SKLEARN_VERSION
 from ._design import BlockDesign, with_intercept
 from ._losses import (
     BinomialLogLoss,
@@ -62,14 +61,7 @@ from ._objective import ClassReweighting, Objective, Regularizer
 
 #: solvers whose multiclass LogisticRegression is one-vs-rest: newton-cholesky
 #: became multinomial in scikit-learn 1.6
-OVR_SOLVERS = (
-    ("liblinear",)
-    if parse_version(sklearn.__version__) >= parse_version("1.6")
-    else (
-        "liblinear",
-        "newton-cholesky",
-    )
-)
+OVR_SOLVERS = ("liblinear",) if SKLEARN_VERSION >= (1, 6) else ("liblinear", "newton-cholesky")
 
 #: scikit-learn >= 1.6 lets "balanced" class weights count sample weights
 #: (LogisticRegression, LinearSVC); 1.5 counts rows

@@ -54,7 +54,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .._backend import asarray, to_numpy
+from .._backend import asarray, get_namespace, to_numpy
 from ._active_set import margin_rows
 from ._base import SolverReport
 
@@ -235,7 +235,7 @@ class RowSpaceGeometry:
         self.intercept_strength = float(intercept_strength) if intercept else 0.0
         free = intercept and self.intercept_strength == 0.0
         self.B = np.ones((self.n, 1)) if free else np.zeros((self.n, 0))
-        self.xp = np
+        self.xp = get_namespace()  # the array-API NumPy namespace (numpy 1.x lacks parts)
 
     def columns(self, idx):
         Q = self.kernel.columns(idx) / self.strength

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from .._backend import pivoted_cholesky
+from .._backend import get_namespace, pivoted_cholesky
 from ._cg import CGInverseHessian
 
 
@@ -59,7 +59,7 @@ class RowSpaceOperator:
         self.s = np.sqrt(np.asarray(curvature, dtype=float))
         self.kernel_diagonal = np.asarray(kernel_diagonal, dtype=float)
         self.strength = float(strength)
-        self.xp = np
+        self.xp = get_namespace()  # the array-API NumPy namespace (numpy 1.x lacks parts)
         self.dtype = self.product_dtype = np.float64  # kernel values are SciPy's
         self.n_params = self.s.size
         self.n_samples = self.s.size

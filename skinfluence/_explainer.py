@@ -301,12 +301,14 @@ class InfluenceExplainer(BaseEstimator):
         X : array-like, sparse matrix or DataFrame of shape (n_train, n_features)
             The data the estimator was fitted on.
         y : array-like of shape (n_train,) or (n_train, n_targets)
+            The targets the estimator was fitted on.
         sample_weight : array-like of shape (n_train,), default=None
             The weights the estimator was fitted with.
 
         Returns
         -------
-        self
+        self : InfluenceExplainer
+            The fitted explainer.
         """
         self._validate_params()
         feature_map, final = split_pipeline(self.estimator)
@@ -588,6 +590,7 @@ class InfluenceExplainer(BaseEstimator):
         Parameters
         ----------
         X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
         y_test : array-like of shape (n_test,), default=None
             Required for ``target="loss"``.
         target : {"loss", "prediction"}, default="loss"
@@ -637,6 +640,7 @@ class InfluenceExplainer(BaseEstimator):
         Parameters
         ----------
         X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
         y_test : array-like of shape (n_test,), default=None
             Required for ``target="loss"``.
         k : int, default=10
@@ -707,6 +711,7 @@ class InfluenceExplainer(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_train,)
+            Own-loss increase of each training row.
         """
         check_is_fitted(self, "solver_")
         return self._output(self.removal_.self_influence(self.spec_.test_loss))
@@ -719,6 +724,7 @@ class InfluenceExplainer(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_train,)
+            Loss of each training row at the fitted model.
         """
         check_is_fitted(self, "solver_")
         state = self.state_
@@ -738,6 +744,7 @@ class InfluenceExplainer(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_train,)
+            Loss of each training row at its leave-one-out outputs.
         """
         check_is_fitted(self, "solver_")
         Z = self._leave_one_out_outputs()
@@ -756,6 +763,7 @@ class InfluenceExplainer(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_train, n_outputs)
+            Raw outputs of each training row without it.
         """
         check_is_fitted(self, "solver_")
         return self._output(self._leave_one_out_outputs())
@@ -803,9 +811,22 @@ class InfluenceExplainer(BaseEstimator):
         ``i`` by ``delta`` and refitting changes the test loss by about
         ``influence_features[j, i] @ delta``.
 
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        rows : array-like of int or bool, default=None
+            Training rows (positions, or a boolean mask of length
+            ``n_train``); all by default.
+        target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
+
         Returns
         -------
         ndarray of shape (n_test, n_rows, n_features)
+            ``-d L(z_j) / d x_i`` through the refitted parameters.
         """
         check_is_fitted(self, "solver_")
         spec = self.spec_
@@ -836,9 +857,11 @@ class InfluenceExplainer(BaseEstimator):
         Parameters
         ----------
         X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
         y_test : array-like of shape (n_test,), default=None
             Required for ``target="loss"``.
         target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
         refit_params : dict, default=None
             Parameters set on the clone before refitting (e.g. a tighter
             ``tol``: estimates assume exact optima, so refits should converge
@@ -846,7 +869,8 @@ class InfluenceExplainer(BaseEstimator):
 
         Returns
         -------
-        skinfluence.retraining.Retrainer
+        retrainer : skinfluence.retraining.Retrainer
+            ``retrainer(drop)`` refits without ``drop`` and evaluates.
         """
         from .retraining import Retrainer
 
@@ -865,6 +889,13 @@ class InfluenceExplainer(BaseEstimator):
     # ------------------------------------------------------- newton step
     @_with_memory_advice
     def leverages(self) -> Array:
-        """``M_i = A_i H^{-1} A_i^T`` per training row: (n_train, K, K)."""
+        """The leverages ``M_i = A_i H^{-1} A_i^T`` of the training rows.
+
+        Returns
+        -------
+        ndarray of shape (n_train, K, K)
+            ``K`` outputs per row; ``1 / (1 - M_i)`` is the Newton step's
+            correction for single-output models.
+        """
         check_is_fitted(self, "solver_")
         return self._output(self.removal_.leverages())

@@ -129,11 +129,17 @@ def leave_one_out(
     Parameters
     ----------
     explainer : fitted InfluenceExplainer
-    X_test, y_test : test rows and labels, as for ``explainer.influence``.
+        The explainer whose estimates are checked; its estimator is cloned
+        and refitted, never modified.
+    X_test : array-like of shape (n_test, n_features)
+        Test rows, as for ``explainer.influence``.
+    y_test : array-like of shape (n_test,), default=None
+        Their labels (required for ``target="loss"``).
     rows : int or array-like of int, default=20
         Training rows to remove one at a time; an int ``k`` takes the ``k``
         rows of largest ``|influence|`` on the test rows.
-    target : {"loss", "prediction"}
+    target : {"loss", "prediction"}, default="loss"
+        The test quantity, as for ``explainer.influence``.
     refit_params : dict, default=None
         Parameters set on the clone before refitting (e.g. a tighter ``tol``).
         The estimate assumes exact optima, so refits should converge tightly.
@@ -143,6 +149,8 @@ def leave_one_out(
     Returns
     -------
     LeaveOneOutResult
+        Predicted and actual changes per test row and removed row, and
+        their agreement.
     """
     check_is_fitted(explainer, "solver_")
     if np.isscalar(rows):

@@ -65,6 +65,14 @@ for _cls, _spec in {**LINEAR_SPECS, **LINEAR_SVM_SPECS, **KERNEL_SPECS}.items():
 
 
 def supported_estimators() -> list[str]:
+    """Names of the estimator classes skinfluence explains.
+
+    Returns
+    -------
+    list of str
+        Sorted class names, including families added by
+        :func:`register_estimator`.
+    """
     return sorted(cls.__name__ for cls in _REGISTRY)
 
 

@@ -409,6 +409,16 @@ class RowGradients:
             G = G + self.coef @ self.vecs.T
         return G
 
+    def total(self):
+        """``sum_i g_i`` over these rows, (n_params,)."""
+        xp = self.xp
+        if self.matrix is not None:
+            return xp.sum(self.matrix, axis=0)
+        out = self.design.backward(self.U)
+        if self.coef is not None:
+            out = out + self.vecs @ xp.sum(self.coef, axis=0)
+        return out
+
     def materialized(self) -> RowGradients:
         """The same gradients holding ``G`` (n x n_params floats)."""
         return RowGradients(self.design, self.U, self.coef, self.vecs, self.dense())

@@ -4,7 +4,7 @@ Each way of computing it is one :class:`RemovalModel`; :func:`rule_for`
 picks one per fit from the table :data:`POLICY`.
 """
 
-from ._base import BlockBudget, NotAvailableError, RemovalModel, TestQuery
+from ._base import BlockBudget, NotAvailableError, RemovalModel, TestQuery, effect_of_shifts
 from ._linearised import (
     ActiveSetRemoval,
     FirstOrderRemoval,
@@ -25,6 +25,7 @@ from ._policy import (
     rule_for,
 )
 from ._refitted import (
+    GroupNewtonStep,
     NewtonMinimiser,
     NewtonRefitRemoval,
     ParameterShiftRemoval,
@@ -40,6 +41,7 @@ __all__ = [
     "BlockBudget",
     "FirstOrderRemoval",
     "FitContext",
+    "GroupNewtonStep",
     "NewtonMinimiser",
     "NewtonRefitRemoval",
     "NewtonRemoval",
@@ -54,6 +56,7 @@ __all__ = [
     "Rule",
     "Setting",
     "TestQuery",
+    "effect_of_shifts",
     "family",
     "row_space",
     "rule_for",

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._backend import block_slices, rows_per_block
+from .._backend import block_slices, get_namespace, rows_per_block
 
 
 class NotAvailableError(ValueError):
@@ -89,6 +89,23 @@ class TestQuery:
         """``grad_theta L(z_j)`` for the test rows ``rows``: (n_params, b)."""
         sub, Y, z = self.at(rows, theta)
         return sub.expand(self.function.gradient(Y, z))
+
+
+def effect_of_shifts(factors, shifts, exact: bool):
+    """``-(L(z_j + A_j Delta) - L(z_j))`` for parameter changes ``shifts``
+    (n_params, r) and the test rows behind ``factors`` (``(design, targets,
+    outputs, function)``): (r, m). With ``exact=False`` the test function is
+    linearised: ``-grad L(z_j) . A_j Delta``."""
+    sub, Y, z, func = factors
+    xp = get_namespace(z)
+    dZ = xp.permute_dims(sub.forward(shifts), (2, 0, 1))  # (r, m, K)
+    if not exact:
+        return -xp.sum(dZ * func.gradient(Y, z)[None, ...], axis=2)
+    r, m, K = dZ.shape
+    Z = xp.reshape(z[None, ...] + dZ, (r * m, K))
+    Yr = xp.reshape(xp.broadcast_to(Y[None, ...], (r, *Y.shape)), (r * m, *Y.shape[1:]))
+    after = xp.reshape(func.value(Yr, Z), (r, m))
+    return -(after - func.value(Y, z)[None, :])
 
 
 class RemovalModel:
@@ -163,6 +180,20 @@ class RemovalModel:
         increase is ``t_i . (A_i Delta_i)``."""
         T = loss.gradient(self.state.objective.targets, self.state.z)
         return self.xp.sum(T * self.own_output_shifts(), axis=1)
+
+    #: whether group effects evaluate the test function at the shifted outputs
+    #: (else its linearisation: the sum of the rows' influences)
+    group_exact: ClassVar[bool] = False
+
+    def group_shifts(self, groups):
+        """``Delta_G``: the parameter change of removing each group of rows
+        at once, (n_params, n_groups); ``groups`` is a list of index arrays."""
+        raise NotAvailableError(
+            f"group removals are not available with approximation={self.name!r} for this "
+            "model; they need a smooth objective in parameter space (approximation="
+            "'influence', 'newton' or 'refit'; hinge='smoothed' for SVMs; solver='exact' "
+            "for kernel models)."
+        )
 
     def leverages(self):
         """``M_i = A_i H^{-1} A_i^T`` per training row, (n_train, K, K)."""

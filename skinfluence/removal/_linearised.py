@@ -82,6 +82,12 @@ class FirstOrderRemoval(RemovalModel):
         G = self.row_gradients.take(rows).dense().T
         return self.solver.solve(G)
 
+    def group_shifts(self, groups):
+        """``H^{-1} sum_{i in G} g~_i``: one solve for all groups."""
+        xp = self.xp
+        totals = [self.row_gradients.take(np.asarray(rows)).total() for rows in groups]
+        return self.solver.solve(xp.stack(totals, axis=1))
+
     def own_output_shifts(self):
         """From the leverages where they are cheap (``M_i u~_i`` plus the
         low-rank part), else from parameter shifts."""
@@ -217,10 +223,49 @@ def newton_row_gradients(model, base):
 class NewtonRemoval(FirstOrderRemoval):
     """One Newton step on the leave-one-out objective: ``Delta_i = (H - H_i)^{-1}
     g_i`` (a ``1 / (1 - h_ii)`` leverage correction for single-output
-    models), exact for least squares."""
+    models), exact for least squares.
+
+    A group ``G`` is removed the same way, with the group's Hessian taken out:
+    ``Delta_G = (H - H_G)^{-1} g_G`` -- not the sum of the rows' own steps --
+    evaluated at the shifted outputs (groups move them far enough for the
+    test function's curvature to matter).
+
+    Parameters
+    ----------
+    state, solver, budget, stationarity
+        See :class:`FirstOrderRemoval`.
+    group_step : callable, default=None
+        ``group_step(rows) -> Delta_G``; see :class:`GroupNewtonStep`.
+    """
 
     name = "newton"
     _prepare_gradients = newton_row_gradients
+    group_exact = True
+
+    def __init__(self, state, solver, budget, stationarity, group_step=None):
+        super().__init__(state, solver, budget, stationarity)
+        self._group_step = group_step
+
+    def group_shifts(self, groups):
+        if self._group_step is None:
+            return RemovalModel.group_shifts(self, groups)
+        steps, far = [], []
+        for g, rows in enumerate(groups):
+            step, residual = self._group_step(np.asarray(rows))
+            steps.append(step)
+            if residual > self._group_step.tol:
+                far.append((g, len(rows), residual))
+        if far:
+            worst = max(r for *_, r in far)
+            warnings.warn(
+                f"one Newton step leaves {len(far)} group(s) far from their optimum "
+                f"(groups {[g for g, *_ in far][:10]} of {[n for _, n, _ in far][:10]} rows; "
+                f"relative gradient up to {worst:.2g}): their effects can be off by a "
+                "large factor. Use approximation='refit' for them.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return self.xp.stack(steps, axis=1)
 
     def feature_influence(self, query, rows, outputs, n_features):
         return RemovalModel.feature_influence(self, query, rows, outputs, n_features)
@@ -266,6 +311,16 @@ class ActiveSetRemoval(FirstOrderRemoval):
             scale = xp.take(self.solver.margin_scale, xp.asarray(hit), axis=0)
             block = block + select @ (xp.take(margin, xp.asarray(hit), axis=0) * scale[:, None])
         return block
+
+    def group_shifts(self, groups):
+        shift = super().group_shifts(groups)
+        xp = self.xp
+        margin = self.solver.margin_shifts()  # (n_params, n_margin)
+        parts = []
+        for rows in groups:
+            _, hit = self._margin_selection(np.asarray(rows))
+            parts.append(xp.sum(xp.take(margin, xp.asarray(hit), axis=1), axis=1))
+        return shift + xp.stack(parts, axis=1)
 
     def parameter_shifts(self, rows):
         shift = super().parameter_shifts(rows)
@@ -318,6 +373,9 @@ class RowSpaceRemoval(FirstOrderRemoval):
 
     def feature_influence(self, query, rows, outputs, n_features):
         return self.parameter_shifts(rows)
+
+    def group_shifts(self, groups):
+        return RemovalModel.group_shifts(self, groups)
 
     def _leverages_cheap(self) -> bool:
         return True

@@ -47,6 +47,7 @@ from ._linearised import (
     RowSpaceRemoval,
 )
 from ._refitted import (
+    GroupNewtonStep,
     NewtonMinimiser,
     NewtonRefitRemoval,
     PathRemoval,
@@ -166,6 +167,14 @@ class FitContext:
         operator = HessianOperator(self.state, self.damping)
         return SOLVERS[name](operator, **self.options(name in ("cg", "lissa")))
 
+    def objective_without(self):
+        """``keep -> objective on the rows keep``, as the estimator defines it."""
+        return objective_without_rows(self.spec, *self.data, self.state.xp)
+
+    def minimiser(self) -> NewtonMinimiser:
+        """Newton's method with the explainer's solver for each step."""
+        return NewtonMinimiser(self.solver_name, self.options(False), self.damping)
+
     def kernel_penalty_strength(self) -> float:
         """``lambda`` of a kernel model in row space: the penalty ``lambda
         beta^T K beta / 2`` it was fitted with (one for every output)."""
@@ -179,13 +188,14 @@ def _first_order(ctx):
 
 
 def _newton(ctx):
-    return NewtonRemoval(ctx.state, ctx.inverse_hessian(), ctx.budget, ctx.stationarity)
+    group_step = GroupNewtonStep(ctx.state, ctx.objective_without(), ctx.minimiser())
+    return NewtonRemoval(
+        ctx.state, ctx.inverse_hessian(), ctx.budget, ctx.stationarity, group_step=group_step
+    )
 
 
 def _refit(ctx):
-    minimiser = NewtonMinimiser(ctx.solver_name, ctx.options(False), ctx.damping)
-    objective_without = objective_without_rows(ctx.spec, *ctx.data, ctx.state.xp)
-    return NewtonRefitRemoval(ctx.state, objective_without, ctx.budget, minimiser)
+    return NewtonRefitRemoval(ctx.state, ctx.objective_without(), ctx.budget, ctx.minimiser())
 
 
 def _row_space_inverse(ctx):

@@ -22,8 +22,9 @@ import warnings
 import numpy as np
 
 from .._backend import asarray, take_rows, to_numpy
+from ..objectives._objective import relative_gradient
 from ..solvers import SOLVERS, HessianOperator, SolverReport
-from ._base import RemovalModel
+from ._base import RemovalModel, effect_of_shifts
 
 
 class ParameterShiftRemoval(RemovalModel):
@@ -40,16 +41,7 @@ class ParameterShiftRemoval(RemovalModel):
         return max(test_width, self.state.n_params)  # a block forms its parameter changes
 
     def training_block(self, factors, rows, out=None):
-        xp = self.xp
-        sub, Y, z, func = factors
-        dZ = xp.permute_dims(sub.forward(self.parameter_shifts(rows)), (2, 0, 1))  # (r, m, K)
-        if not self.exact:  # first order: the test function's gradient
-            return -xp.sum(dZ * func.gradient(Y, z)[None, ...], axis=2)
-        r, m, K = dZ.shape
-        Z = xp.reshape(z[None, ...] + dZ, (r * m, K))
-        Yr = xp.reshape(xp.broadcast_to(Y[None, ...], (r, *Y.shape)), (r * m, *Y.shape[1:]))
-        after = xp.reshape(func.value(Yr, Z), (r, m))
-        return -(after - func.value(Y, z)[None, :])
+        return effect_of_shifts(factors, self.parameter_shifts(rows), self.exact)
 
     def self_influence(self, loss):
         if not self.exact:
@@ -111,6 +103,12 @@ class NewtonMinimiser:
         self.max_iter = int(max_iter)
         self.report = SolverReport(self.name)
 
+    def newton_step(self, state, gradient):
+        """``H(theta)^{-1} gradient`` with the objective's Hessian at ``state``."""
+        operator = HessianOperator(state, self.damping)
+        inverse = SOLVERS[self.solver](operator, **self.solver_options)
+        return inverse.solve(gradient[:, None])[:, 0]
+
     def minimise(self, objective, theta) -> tuple[object, SolverReport]:
         """Newton iterations from ``theta``: ``(theta*, report)``."""
         report = SolverReport(self.name)
@@ -122,9 +120,7 @@ class NewtonMinimiser:
                 return state.theta, report
             if iteration == self.max_iter:
                 break
-            operator = HessianOperator(state, self.damping)
-            inverse = SOLVERS[self.solver](operator, **self.solver_options)
-            step = inverse.solve(state.gradient()[:, None])[:, 0]
+            step = self.newton_step(state, state.gradient())
             state = objective.at(state.theta - step)
             if _norm(step) <= 1e-14 * (1.0 + _norm(state.theta)):
                 # a step at rounding level: nothing left to gain (least squares
@@ -133,6 +129,49 @@ class NewtonMinimiser:
                 return state.theta, report
         report.converged = False
         return state.theta, report
+
+
+class GroupNewtonStep:
+    r"""One Newton step on the objective without a group of rows ``G``:
+
+    .. math::  \Delta_G = -H_{-G}(\theta)^{-1}
+               \big(\nabla F_{-G}(\theta) - \nabla F(\theta)\big),
+
+    with ``F_{-G}`` the objective the estimator minimises on the other rows
+    (weights, penalty shares and ``1/n`` recomputed). Subtracting ``grad F``
+    keeps the fit's own tolerance out of the step; for least squares the
+    step is the exact change.
+
+    Parameters
+    ----------
+    state : ObjectiveState
+        The full objective at the fitted parameters.
+    objective_without : callable
+        ``keep -> objective on rows keep``.
+    minimiser : NewtonMinimiser
+        Solves the step.
+    """
+
+    #: relative gradient (:meth:`ObjectiveState.stationarity`) left after the
+    #: step above which the step is reported as far from the group's optimum
+    tol = 1e-2
+
+    def __init__(self, state, objective_without, minimiser):
+        self.state = state
+        self.objective_without = objective_without
+        self.minimiser = minimiser
+        self.gradient = state.gradient()
+
+    def __call__(self, rows):
+        """``(Delta_G, residual)``: the step, and the relative gradient of
+        ``F_{-G}`` after it (about 0 when one step reaches the optimum)."""
+        keep = np.setdiff1d(np.arange(self.state.design.n_samples), rows)
+        objective = self.objective_without(keep)
+        without = objective.at(self.state.theta)
+        step = -self.minimiser.newton_step(without, without.gradient() - self.gradient)
+        after = objective.at(self.state.theta + step)
+        residual = relative_gradient(after.gradient() - self.gradient, after.design, _sizes(after))
+        return step, residual
 
 
 class NewtonRefitRemoval(ParameterShiftRemoval):
@@ -202,6 +241,31 @@ class NewtonRefitRemoval(ParameterShiftRemoval):
         if not shifts:
             return xp.zeros((self.state.n_params, 0), dtype=self.state.theta.dtype)
         return xp.stack(shifts, axis=1)
+
+    group_exact = True
+
+    def group_shifts(self, groups):
+        """Newton iterations to the optimum without each group."""
+        everything = np.arange(self.n_train)
+        shifts = []
+        for rows in groups:
+            objective = self._objective_without(np.setdiff1d(everything, rows))
+            theta, report = self.solver.minimise(objective, self.optimum)
+            if not report.converged:
+                warnings.warn(
+                    f"Newton iterations without a group of {len(rows)} rows stopped at a "
+                    f"relative gradient of {report.residual:.2g}; its effect is not converged.",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            shifts.append(theta - self.optimum)
+        return self.xp.stack(shifts, axis=1)
+
+
+def _sizes(state):
+    """Per-row loss-derivative sizes, the scale of :func:`relative_gradient`."""
+    xp = state.xp
+    return xp.sqrt(xp.sum(state.U * state.U, axis=1))
 
 
 def _norm(v) -> float:

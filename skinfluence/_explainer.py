@@ -789,6 +789,67 @@ class InfluenceExplainer(BaseEstimator):
         shifts = removal.group_shifts(members)
         return effect_of_shifts(factors, shifts, removal.group_exact)
 
+    @_with_memory_advice
+    def relabel_influence(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        rows: ArrayLike | None = None,
+        labels: ArrayLike | None = None,
+        *,
+        target: Target = "loss",
+    ) -> Array:
+        """Influence of changing training labels, one row at a time.
+
+        ``relabel_influence[j, k]`` is such that giving training row
+        ``rows[k]`` the target ``labels[k]`` and refitting changes test row
+        ``j``'s loss (or prediction) by about ``-relabel_influence[j, k]``.
+        With ``approximation="influence"``: ``-H^{-1}`` times the change of
+        the objective's gradient, linear in the test function;
+        ``"newton"``: one Newton step on the relabelled objective (class
+        weights recomputed), the test function at the shifted outputs;
+        ``"refit"``: Newton iterations to the relabelled optimum. Pass the
+        rows themselves as ``X_test`` (with ``target="prediction"``) for the
+        effect on their own prediction.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        rows : array-like of int or bool
+            Training rows to relabel (positions, or a boolean mask).
+        labels : array-like of shape (n_rows,) or scalar
+            The new target of each row: a class of the classifier, or a
+            regression target.
+        target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
+
+        Returns
+        -------
+        ndarray of shape (n_test, n_rows)
+            One column per relabelled row, in the order of ``rows``.
+        """
+        check_is_fitted(self, "solver_")
+        if rows is None:
+            raise ValueError("rows is required: the training rows to relabel.")
+        rows = self._training_rows(rows)
+        rows = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+        labels = np.asarray(labels)
+        labels = np.broadcast_to(labels, rows.shape) if labels.ndim == 0 else labels
+        if labels.shape[0] != rows.size:
+            raise ValueError(
+                f"labels has {labels.shape[0]} entries for {rows.size} rows; pass one new "
+                "label per row (or one for all)."
+            )
+        labels = self._check_targets(labels, rows.size, self.spec_, name="labels")
+        query = self._prepare_test(X_test, y_test, target)
+        factors = query.at(slice(0, query.n_samples), self.state_.theta) + (query.function,)
+        shifts = self.removal_.relabel_shifts(rows, labels)
+        effect = effect_of_shifts(factors, shifts, self.removal_.group_exact)
+        return self._output(effect.T)
+
     def most_influential_groups(
         self,
         X_test: ArrayLike,

@@ -25,7 +25,8 @@ from ._policy import (
     rule_for,
 )
 from ._refitted import (
-    GroupNewtonStep,
+    ModifiedData,
+    NewtonChangeStep,
     NewtonMinimiser,
     NewtonRefitRemoval,
     ParameterShiftRemoval,
@@ -41,7 +42,8 @@ __all__ = [
     "BlockBudget",
     "FirstOrderRemoval",
     "FitContext",
-    "GroupNewtonStep",
+    "ModifiedData",
+    "NewtonChangeStep",
     "NewtonMinimiser",
     "NewtonRefitRemoval",
     "NewtonRemoval",

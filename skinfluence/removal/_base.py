@@ -185,14 +185,33 @@ class RemovalModel:
     #: (else its linearisation: the sum of the rows' influences)
     group_exact: ClassVar[bool] = False
 
+    #: builds objectives on modified training data (:class:`ModifiedData`),
+    #: for the models that solve changed objectives
+    data = None
+
     def group_shifts(self, groups):
         """``Delta_G``: the parameter change of removing each group of rows
         at once, (n_params, n_groups); ``groups`` is a list of index arrays."""
+        if self.data is None:
+            self.change_shifts([])  # raises: not available
+        return self.change_shifts([self.data.without(rows) for rows in groups])
+
+    def relabel_shifts(self, rows, labels):
+        """The parameter change of giving row ``rows[k]`` the target
+        ``labels[k]`` (one change at a time), (n_params, n_rows)."""
+        if self.data is None:
+            self.change_shifts([])  # raises: not available
+        objectives = [self.data.relabelled(r, lab) for r, lab in zip(rows, labels, strict=True)]
+        return self.change_shifts(objectives)
+
+    def change_shifts(self, objectives):
+        """The parameter change to the optimum of each changed objective
+        ``F'`` (rows removed, labels changed), (n_params, n_changes)."""
         raise NotAvailableError(
-            f"group removals are not available with approximation={self.name!r} for this "
-            "model; they need a smooth objective in parameter space (approximation="
-            "'influence', 'newton' or 'refit'; hinge='smoothed' for SVMs; solver='exact' "
-            "for kernel models)."
+            f"group removals and relabelling are not available with approximation="
+            f"{self.name!r} for this model; they need a smooth objective in parameter "
+            "space (approximation='influence', 'newton' or 'refit'; hinge='smoothed' for "
+            "SVMs; solver='exact' for kernel models)."
         )
 
     def leverages(self):

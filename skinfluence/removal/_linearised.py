@@ -37,12 +37,15 @@ class FirstOrderRemoval(RemovalModel):
         See :class:`RemovalModel`; ``solver`` is an :class:`InverseHessian`.
     row_gradients : RowGradients, default=None
         ``g_i``; the objective's own by default.
+    data : ModifiedData, default=None
+        Builds changed objectives (relabelled rows).
     """
 
     name = "influence"
 
-    def __init__(self, state, solver, budget, stationarity, row_gradients=None):
+    def __init__(self, state, solver, budget, stationarity, row_gradients=None, data=None):
         super().__init__(state, solver, budget, stationarity)
+        self.data = data
         self._leverage_cache = None
         grads = state.row_gradients() if row_gradients is None else row_gradients
         grads = self._prepare_gradients(grads)
@@ -87,6 +90,15 @@ class FirstOrderRemoval(RemovalModel):
         xp = self.xp
         totals = [self.row_gradients.take(np.asarray(rows)).total() for rows in groups]
         return self.solver.solve(xp.stack(totals, axis=1))
+
+    def change_shifts(self, objectives):
+        """``-H^{-1} (grad F'(theta) - grad F(theta))``: one solve for all."""
+        if not objectives:
+            return RemovalModel.change_shifts(self, objectives)
+        xp, theta = self.xp, self.state.theta
+        fitted = self.state.gradient()
+        changes = [objective.at(theta).gradient() - fitted for objective in objectives]
+        return -self.solver.solve(xp.stack(changes, axis=1))
 
     def own_output_shifts(self):
         """From the leverages where they are cheap (``M_i u~_i`` plus the
@@ -234,41 +246,42 @@ class NewtonRemoval(FirstOrderRemoval):
     ----------
     state, solver, budget, stationarity
         See :class:`FirstOrderRemoval`.
-    group_step : callable, default=None
-        ``group_step(rows) -> Delta_G``; see :class:`GroupNewtonStep`.
+    data : ModifiedData, default=None
+        Builds the objectives without a group or with changed labels.
+    step : NewtonChangeStep, default=None
+        The Newton step to a changed objective.
     """
 
     name = "newton"
     _prepare_gradients = newton_row_gradients
     group_exact = True
 
-    def __init__(self, state, solver, budget, stationarity, group_step=None):
-        super().__init__(state, solver, budget, stationarity)
-        self._group_step = group_step
+    def __init__(self, state, solver, budget, stationarity, data=None, step=None):
+        super().__init__(state, solver, budget, stationarity, data=data)
+        self._step = step
 
     def group_shifts(self, groups):
-        if self._group_step is None:
-            return RemovalModel.group_shifts(self, groups)
+        return RemovalModel.group_shifts(self, groups)
+
+    def change_shifts(self, objectives):
+        if self._step is None:
+            return RemovalModel.change_shifts(self, objectives)
         steps, far = [], []
-        for g, rows in enumerate(groups):
-            step, residual = self._group_step(np.asarray(rows))
+        for k, objective in enumerate(objectives):
+            step, residual = self._step(objective)
             steps.append(step)
-            if residual > self._group_step.tol:
-                far.append((g, len(rows), residual))
+            if residual > self._step.tol:
+                far.append((k, residual))
         if far:
-            worst = max(r for *_, r in far)
             warnings.warn(
-                f"one Newton step leaves {len(far)} group(s) far from their optimum "
-                f"(groups {[g for g, *_ in far][:10]} of {[n for _, n, _ in far][:10]} rows; "
-                f"relative gradient up to {worst:.2g}): their effects can be off by a "
-                "large factor. Use approximation='refit' for them.",
+                f"one Newton step leaves {len(far)} change(s) far from their optimum "
+                f"(numbers {[k for k, _ in far][:10]} in the order given; relative gradient "
+                f"up to {max(r for _, r in far):.2g}): their effects can be off by a large "
+                "factor. Use approximation='refit' for them.",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         return self.xp.stack(steps, axis=1)
-
-    def feature_influence(self, query, rows, outputs, n_features):
-        return RemovalModel.feature_influence(self, query, rows, outputs, n_features)
 
 
 class ActiveSetRemoval(FirstOrderRemoval):
@@ -332,6 +345,10 @@ class ActiveSetRemoval(FirstOrderRemoval):
             )
         return shift
 
+    def change_shifts(self, objectives):
+        # the smoothed loss's gradients are not the hinge's: no changed objectives
+        return RemovalModel.change_shifts(self, objectives)
+
     def own_output_shifts(self):
         # margin rows move through the KKT system, not through leverages
         return RemovalModel.own_output_shifts(self)
@@ -376,6 +393,9 @@ class RowSpaceRemoval(FirstOrderRemoval):
 
     def group_shifts(self, groups):
         return RemovalModel.group_shifts(self, groups)
+
+    def change_shifts(self, objectives):
+        return RemovalModel.change_shifts(self, objectives)
 
     def _leverages_cheap(self) -> bool:
         return True

@@ -47,12 +47,12 @@ from ._linearised import (
     RowSpaceRemoval,
 )
 from ._refitted import (
-    GroupNewtonStep,
+    ModifiedData,
+    NewtonChangeStep,
     NewtonMinimiser,
     NewtonRefitRemoval,
     PathRemoval,
     RowSpaceActiveSetRemoval,
-    objective_without_rows,
 )
 
 #: parameter count up to which solver="auto" factors the dense Hessian
@@ -167,9 +167,9 @@ class FitContext:
         operator = HessianOperator(self.state, self.damping)
         return SOLVERS[name](operator, **self.options(name in ("cg", "lissa")))
 
-    def objective_without(self):
-        """``keep -> objective on the rows keep``, as the estimator defines it."""
-        return objective_without_rows(self.spec, *self.data, self.state.xp)
+    def modified_data(self) -> ModifiedData:
+        """Objectives on modified training data, as the estimator defines them."""
+        return ModifiedData(self.spec, *self.data, self.state.xp)
 
     def minimiser(self) -> NewtonMinimiser:
         """Newton's method with the explainer's solver for each step."""
@@ -184,18 +184,25 @@ class FitContext:
 
 # --- builders: one per table entry -----------------------------------------
 def _first_order(ctx):
-    return FirstOrderRemoval(ctx.state, ctx.inverse_hessian(), ctx.budget, ctx.stationarity)
+    return FirstOrderRemoval(
+        ctx.state, ctx.inverse_hessian(), ctx.budget, ctx.stationarity, data=ctx.modified_data()
+    )
 
 
 def _newton(ctx):
-    group_step = GroupNewtonStep(ctx.state, ctx.objective_without(), ctx.minimiser())
+    step = NewtonChangeStep(ctx.state, ctx.minimiser())
     return NewtonRemoval(
-        ctx.state, ctx.inverse_hessian(), ctx.budget, ctx.stationarity, group_step=group_step
+        ctx.state,
+        ctx.inverse_hessian(),
+        ctx.budget,
+        ctx.stationarity,
+        data=ctx.modified_data(),
+        step=step,
     )
 
 
 def _refit(ctx):
-    return NewtonRefitRemoval(ctx.state, ctx.objective_without(), ctx.budget, ctx.minimiser())
+    return NewtonRefitRemoval(ctx.state, ctx.modified_data(), ctx.budget, ctx.minimiser())
 
 
 def _row_space_inverse(ctx):

@@ -109,8 +109,26 @@ class NewtonMinimiser:
         inverse = SOLVERS[self.solver](operator, **self.solver_options)
         return inverse.solve(gradient[:, None])[:, 0]
 
+    @staticmethod
+    def _line_search(objective, state, gradient, step, shrink=0.5, max_halvings=30):
+        """Backtracking (Armijo) on ``F``: the full step where it decreases
+        ``F`` enough, else halved. Far from the optimum (a relabelled row
+        the model was sure about) the pure Newton step of a logistic loss
+        can overshoot and diverge."""
+        xp = state.xp
+        value = objective.value(state.theta)
+        slope = float(xp.sum(gradient * step))  # decrease along -step
+        t = 1.0
+        for _ in range(max_halvings):
+            candidate = state.theta - t * step
+            if objective.value(candidate) <= value - 1e-4 * t * slope:
+                break
+            t *= shrink
+        return objective.at(state.theta - t * step), t * step
+
     def minimise(self, objective, theta) -> tuple[object, SolverReport]:
-        """Newton iterations from ``theta``: ``(theta*, report)``."""
+        """Newton iterations with a backtracking line search from ``theta``:
+        ``(theta*, report)``."""
         report = SolverReport(self.name)
         state = objective.at(theta)
         for iteration in range(self.max_iter + 1):
@@ -120,8 +138,9 @@ class NewtonMinimiser:
                 return state.theta, report
             if iteration == self.max_iter:
                 break
-            step = self.newton_step(state, state.gradient())
-            state = objective.at(state.theta - step)
+            gradient = state.gradient()
+            step = self.newton_step(state, gradient)
+            state, step = self._line_search(objective, state, gradient, step)
             if _norm(step) <= 1e-14 * (1.0 + _norm(state.theta)):
                 # a step at rounding level: nothing left to gain (least squares
                 # is solved by the first step)
@@ -131,47 +150,76 @@ class NewtonMinimiser:
         return state.theta, report
 
 
-class GroupNewtonStep:
-    r"""One Newton step on the objective without a group of rows ``G``:
+class NewtonChangeStep:
+    r"""One Newton step from the fitted parameters to the optimum of a
+    changed objective ``F'`` (rows removed, labels changed):
 
-    .. math::  \Delta_G = -H_{-G}(\theta)^{-1}
-               \big(\nabla F_{-G}(\theta) - \nabla F(\theta)\big),
+    .. math::  \Delta = -H'(\theta)^{-1} \big(\nabla F'(\theta) - \nabla F(\theta)\big).
 
-    with ``F_{-G}`` the objective the estimator minimises on the other rows
-    (weights, penalty shares and ``1/n`` recomputed). Subtracting ``grad F``
-    keeps the fit's own tolerance out of the step; for least squares the
-    step is the exact change.
+    Subtracting ``grad F`` keeps the fit's own tolerance out of the step;
+    for least squares the step is the exact change. Each call also returns
+    the relative gradient of ``F'`` left after the step (about 0 when one
+    step reaches the optimum).
 
     Parameters
     ----------
     state : ObjectiveState
         The full objective at the fitted parameters.
-    objective_without : callable
-        ``keep -> objective on rows keep``.
     minimiser : NewtonMinimiser
         Solves the step.
     """
 
-    #: relative gradient (:meth:`ObjectiveState.stationarity`) left after the
-    #: step above which the step is reported as far from the group's optimum
+    #: relative gradient (:func:`relative_gradient`) left after the step
+    #: above which the step is reported as far from the changed optimum
     tol = 1e-2
 
-    def __init__(self, state, objective_without, minimiser):
+    def __init__(self, state, minimiser):
         self.state = state
-        self.objective_without = objective_without
         self.minimiser = minimiser
         self.gradient = state.gradient()
 
-    def __call__(self, rows):
-        """``(Delta_G, residual)``: the step, and the relative gradient of
-        ``F_{-G}`` after it (about 0 when one step reaches the optimum)."""
-        keep = np.setdiff1d(np.arange(self.state.design.n_samples), rows)
-        objective = self.objective_without(keep)
-        without = objective.at(self.state.theta)
-        step = -self.minimiser.newton_step(without, without.gradient() - self.gradient)
+    def __call__(self, objective):
+        """``(Delta, residual)`` for the changed objective ``objective``."""
+        changed = objective.at(self.state.theta)
+        step = -self.minimiser.newton_step(changed, changed.gradient() - self.gradient)
         after = objective.at(self.state.theta + step)
         residual = relative_gradient(after.gradient() - self.gradient, after.design, _sizes(after))
         return step, residual
+
+
+class ModifiedData:
+    """Objectives of the same estimator on modified training data, built by
+    its spec (class weights, penalty shares and ``1/n`` recomputed).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    X : array or sparse matrix
+        Training features in the work namespace.
+    y : ndarray
+        Training targets as given (labels for classifiers).
+    sample_weight : ndarray or None
+    xp : array namespace
+    """
+
+    def __init__(self, spec, X, y, sample_weight, xp):
+        self.spec, self.X, self.y, self.sample_weight, self.xp = spec, X, y, sample_weight, xp
+        self.n = X.shape[0]
+
+    def keeping(self, keep):
+        """The objective on the rows ``keep`` (indices)."""
+        sw = None if self.sample_weight is None else self.sample_weight[keep]
+        return self.spec.objective(take_rows(self.X, keep, self.xp), self.y[keep], sw, self.xp)
+
+    def without(self, rows):
+        """The objective without the rows ``rows``."""
+        return self.keeping(np.setdiff1d(np.arange(self.n), rows))
+
+    def relabelled(self, row, label):
+        """The objective with row ``row``'s target replaced by ``label``."""
+        y = self.y.astype(np.result_type(self.y.dtype, np.asarray(label).dtype), copy=True)
+        y[row] = label
+        return self.spec.objective(self.X, y, self.sample_weight, self.xp)
 
 
 class NewtonRefitRemoval(ParameterShiftRemoval):
@@ -193,17 +241,16 @@ class NewtonRefitRemoval(ParameterShiftRemoval):
     ----------
     state, budget
         See :class:`RemovalModel`.
-    objective_without : callable
-        ``objective_without(keep)`` is the objective on the rows ``keep``
-        (indices), built as the estimator defines it.
+    data : ModifiedData
+        Builds the objective without a row, as the estimator defines it.
     minimiser : NewtonMinimiser
     """
 
     name = "refit"
 
-    def __init__(self, state, objective_without, budget, minimiser):
+    def __init__(self, state, data, budget, minimiser):
         super().__init__(state, minimiser, budget, state.stationarity())
-        self._objective_without = objective_without
+        self.data = data
         # the optimum of the full objective, from which every removal is measured
         self.optimum, polish = minimiser.minimise(state.objective, state.theta)
         minimiser.report.iterations = polish.iterations
@@ -221,7 +268,7 @@ class NewtonRefitRemoval(ParameterShiftRemoval):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for r in rows.tolist():
-                objective = self._objective_without(np.delete(everything, r))
+                objective = self.data.keeping(np.delete(everything, r))
                 theta, report = minimiser.minimise(objective, self.optimum)
                 if not report.converged:
                     failed.append((r, report.residual))
@@ -244,17 +291,15 @@ class NewtonRefitRemoval(ParameterShiftRemoval):
 
     group_exact = True
 
-    def group_shifts(self, groups):
-        """Newton iterations to the optimum without each group."""
-        everything = np.arange(self.n_train)
+    def change_shifts(self, objectives):
+        """Newton iterations to the optimum of each changed objective."""
         shifts = []
-        for rows in groups:
-            objective = self._objective_without(np.setdiff1d(everything, rows))
+        for objective in objectives:
             theta, report = self.solver.minimise(objective, self.optimum)
             if not report.converged:
                 warnings.warn(
-                    f"Newton iterations without a group of {len(rows)} rows stopped at a "
-                    f"relative gradient of {report.residual:.2g}; its effect is not converged.",
+                    "Newton iterations on a changed objective stopped at a relative "
+                    f"gradient of {report.residual:.2g}; its effect is not converged.",
                     RuntimeWarning,
                     stacklevel=4,
                 )
@@ -280,14 +325,3 @@ def _say_once(caught):
         if key not in seen:
             seen.add(key)
             warnings.warn(w.message, w.category, stacklevel=5)
-
-
-def objective_without_rows(spec, X, y, sample_weight, xp):
-    """``keep -> objective on rows keep``: the leave-some-out objectives of
-    :class:`NewtonRefitRemoval`, built by the spec from the training data."""
-
-    def objective(keep):
-        sw = None if sample_weight is None else sample_weight[keep]
-        return spec.objective(take_rows(X, keep, xp), y[keep], sw, xp)
-
-    return objective

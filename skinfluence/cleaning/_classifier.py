@@ -60,8 +60,11 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
     estimator : classifier or Pipeline, default=None
         Supported by :class:`~skinfluence.InfluenceExplainer`; used both to
         score the rows and as the final model. ``None`` uses
-        ``make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cg",
-        tol=1e-8))``.
+        ``make_pipeline(TabularPreprocessor(), LogisticRegression(
+        solver="newton-cg", tol=1e-8))``: numeric columns imputed and
+        standardised, string, categorical and boolean columns imputed and
+        one-hot encoded (:class:`~skinfluence.preprocessing.TabularPreprocessor`),
+        so that a mixed-type DataFrame works as it is.
     method, fraction, n_flag, threshold, action, explainer_params
         As in :class:`InfluenceLabelCleaner`.
 

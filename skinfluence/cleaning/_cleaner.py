@@ -15,13 +15,13 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from sklearn_compat.utils.validation import validate_data
 
+from ..preprocessing import TabularPreprocessor
 from ._scoring import METHODS, RowScorer
 
 #: the scoring method that found the most flipped labels in
@@ -30,11 +30,18 @@ DEFAULT_METHOD = "loo_newton"
 
 
 def default_estimator():
-    """``StandardScaler`` + ``LogisticRegression(solver="newton-cg", tol=1e-8)``:
+    """:class:`~skinfluence.preprocessing.TabularPreprocessor` +
+    ``LogisticRegression(solver="newton-cg", tol=1e-8)``.
+
+    The preprocessor standardises numeric columns and one-hot encodes the
+    others, imputing missing values, so that mixed-type DataFrames work as
+    they are; on an array of numbers it is a ``StandardScaler``. The model is
     fitted to the optimum, as influence functions assume (Newton-CG gets there
-    in a few iterations)."""
+    in a few iterations).
+    """
     return make_pipeline(
-        StandardScaler(), LogisticRegression(solver="newton-cg", tol=1e-8, max_iter=10_000)
+        TabularPreprocessor(),
+        LogisticRegression(solver="newton-cg", tol=1e-8, max_iter=10_000),
     )
 
 
@@ -163,8 +170,11 @@ class InfluenceLabelCleaner(BaseEstimator):
         (``LogisticRegression``, ``SGDClassifier``, ``RidgeClassifier``, ...),
         or a ``Pipeline`` ending in one. It is cloned and fitted; fit it to
         convergence (a tight ``tol``) for accurate influence. ``None`` uses
-        ``make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cg",
-        tol=1e-8))``.
+        ``make_pipeline(TabularPreprocessor(), LogisticRegression(
+        solver="newton-cg", tol=1e-8))``: numeric columns imputed and
+        standardised, string, categorical and boolean columns imputed and
+        one-hot encoded (:class:`~skinfluence.preprocessing.TabularPreprocessor`),
+        so that a mixed-type DataFrame works as it is.
     method : {"loo_newton", "loo_loss", "training_loss", "self_influence", \
             "validation_influence"}, default="loo_newton"
         How rows are scored, see above.

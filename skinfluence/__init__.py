@@ -24,7 +24,16 @@ _LAZY = {
     "supported_estimators": ".objectives._registry",
 }
 
-__all__ = [*sorted(_LAZY), "__version__"]
+__all__ = [
+    "CleanLabelsClassifier",
+    "ConvergenceError",
+    "InfluenceExplainer",
+    "InfluenceLabelCleaner",
+    "NotAtOptimumWarning",
+    "TabularPreprocessor",
+    "supported_estimators",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from ._explainer import InfluenceExplainer, NotAtOptimumWarning

@@ -597,32 +597,32 @@ def build_parser():
     return parser
 
 
-def _check_output(parser, args, out):
+def _check_output(args, out):
     """Refuse an output path that cannot be written, before any work."""
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
-        parser.error(f"--out {out}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
+        raise CLIError(f"--out {out}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
     if suffix in PARQUET_SUFFIXES and importlib.util.find_spec("pyarrow") is None:
-        parser.error(f"--out {out}: writing Parquet needs pyarrow (pip install pyarrow)")
+        raise CLIError(f"--out {out}: writing Parquet needs pyarrow (pip install pyarrow)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        parser.error(f"--out {out}: directory {parent} does not exist")
+        raise CLIError(f"--out {out}: directory {parent} does not exist")
     if path.is_dir():
-        parser.error(f"--out {out} is a directory; give a file name")
+        raise CLIError(f"--out {out} is a directory; give a file name")
     for name in ("data", "test"):
         src = getattr(args, name, None)
         # by identity, not by name: a hard link or symbolic link to the input
         # is the input, and writing to it would destroy it
         if src is not None and path.exists() and Path(src).exists():
             if os.path.samefile(src, path):
-                parser.error(
+                raise CLIError(
                     f"--out {out} is the input file {src} (the same file on disk); "
                     "the input is never modified, choose another name"
                 )
 
 
-def _validate(parser, args):
+def _validate(args):
     """Every check that needs no data, before any work."""
     if args.command not in ("clean", "explain"):
         return
@@ -630,38 +630,38 @@ def _validate(parser, args):
         src = getattr(args, name, None)
         if src is not None and not Path(src).is_file():
             kind = "no such file" if not Path(src).exists() else "not a file"
-            parser.error(f"cannot read {src}: {kind}")
+            raise CLIError(f"cannot read {src}: {kind}")
     if not (math.isfinite(args.C) and args.C > 0):
-        parser.error(f"--C must be a positive number, got {args.C}")
+        raise CLIError(f"--C must be a positive number, got {args.C}")
     if args.id_column is not None and args.id_column == args.target:
-        parser.error(
+        raise CLIError(
             f"--id-column and --target are both {args.target!r}; the id column names rows, "
             "the target holds their labels"
         )
     if args.drop and args.id_column in args.drop:
-        parser.error(f"--drop {args.id_column!r} is the --id-column")
+        raise CLIError(f"--drop {args.id_column!r} is the --id-column")
     if args.out is not None:
-        _check_output(parser, args, args.out)
+        _check_output(args, args.out)
     if args.command == "clean":
         if args.fraction is not None and not 0 <= args.fraction <= 1:  # False for nan
-            parser.error(f"--fraction must be between 0 and 1, got {args.fraction}")
+            raise CLIError(f"--fraction must be between 0 and 1, got {args.fraction}")
         if args.n_flag is not None and args.n_flag < 0:
-            parser.error(f"--n-flag must be non-negative, got {args.n_flag}")
+            raise CLIError(f"--n-flag must be non-negative, got {args.n_flag}")
         if args.threshold is not None and not math.isfinite(args.threshold):
-            parser.error(f"--threshold must be a finite number, got {args.threshold}")
+            raise CLIError(f"--threshold must be a finite number, got {args.threshold}")
         if args.top < 0:
-            parser.error(f"--top must be non-negative, got {args.top}")
+            raise CLIError(f"--top must be non-negative, got {args.top}")
     else:
         if args.k < 1:
-            parser.error(f"--k must be at least 1, got {args.k}")
+            raise CLIError(f"--k must be at least 1, got {args.k}")
 
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _validate(parser, args)
     try:
+        _validate(args)  # every check that needs no data, before any work
         return args.func(args)
     except CLIError as exc:
         _error(exc)

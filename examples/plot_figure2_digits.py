@@ -1,4 +1,6 @@
-"""Figure 2 of Koh & Liang (2017): influence against leave-one-out retraining.
+"""
+Figure 2: influence against leave-one-out retraining
+====================================================
 
 A multinomial logistic regression on the 10-class digits. For a
 misclassified test digit, remove each of the 30 most influential training
@@ -95,7 +97,7 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=None)
     parser.add_argument("--out", default=None, help="save the figure here instead of showing it")
     args = parser.parse_args()

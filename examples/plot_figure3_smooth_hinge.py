@@ -1,4 +1,6 @@
-"""Figure 3 of Koh & Liang (2017): influence for a hinge-loss SVM.
+"""
+Figure 3: influence for a hinge-loss SVM
+========================================
 
 The hinge ``max(0, 1 - m)`` has no second derivative, so Koh & Liang
 differentiate the smoothed hinge ``t log(1 + exp((1 - m) / t))`` at the fitted
@@ -132,7 +134,7 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=None)
     parser.add_argument("--out", default=None, help="save the figure here instead of showing it")
     args = parser.parse_args()

@@ -1,5 +1,6 @@
-"""Figure 4 of Koh & Liang (2017): an RBF SVM and a logistic regression
-explain the same prediction with different training rows.
+"""
+Figure 4: an RBF SVM and a logistic regression explain a prediction differently
+===============================================================================
 
 Koh & Liang contrast an RBF-kernel SVM with a network on the same test image:
 the SVM's influential training images are simply the nearby ones, while the
@@ -135,7 +136,7 @@ def main(quick: bool | None = None, out: str | None = None, n_images: int = 5) -
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=None)
     parser.add_argument("--out", default=None, help="save the figure here instead of showing it")
     args = parser.parse_args()

@@ -65,7 +65,7 @@ def parse(pattern, text):
 def test_pipeline_dataframe(tmp_path):
     """Quick mode through ``SKINFLUENCE_QUICK=1``: the influence estimates on
     the predicted probability agree with refits of the pipeline's final step."""
-    out = run_example("pipeline_dataframe.py", tmp_path, quick_env=True)
+    out = run_example("plot_pipeline_dataframe.py", tmp_path, quick_env=True)
     assert "Test accuracy" in out
     assert "Training patients whose removal would raise p(true) most" in out
     assert "per unit of the original column" in out
@@ -160,7 +160,7 @@ def test_figure4_rbf_vs_logistic(tmp_path):
 def test_every_example_is_tested(name):
     """A new script in ``examples/`` needs its own test here."""
     tested = {
-        "pipeline_dataframe.py",
+        "plot_pipeline_dataframe.py",
         "plot_figure2_digits.py",
         "plot_figure3_smooth_hinge.py",
         "plot_figure4_rbf_vs_logistic.py",

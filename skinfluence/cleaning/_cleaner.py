@@ -175,9 +175,9 @@ class InfluenceLabelCleaner(BaseEstimator):
         standardised, string, categorical and boolean columns imputed and
         one-hot encoded (:class:`~skinfluence.preprocessing.TabularPreprocessor`),
         so that a mixed-type DataFrame works as it is.
-    method : {"loo_newton", "loo_loss", "training_loss", "self_influence", \
-            "validation_influence"}, default="loo_newton"
-        How rows are scored, see above.
+    method : str, default="loo_newton"
+        How rows are scored, see above: ``"loo_newton"``, ``"loo_loss"``,
+        ``"training_loss"``, ``"self_influence"`` or ``"validation_influence"``.
     fraction : float in [0, 1], default=None
         Flag the ``ceil(fraction * n_samples)`` highest-scoring rows.
     n_flag : int, default=None

@@ -89,6 +89,10 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
     for ax, title in zip(axes, ("Influence function", "Newton step"), strict=True):
         ax.set_title(f"{title}: {n_rows} most influential rows")
     fig.suptitle("Logistic regression on digits: predicted vs actual change in test loss")
+    print(
+        "Koh & Liang (Figure 2, logistic regression on MNIST): the predicted changes of the "
+        "test loss\nlie close to the actual ones (y = x). Measured here (actual on predicted):"
+    )
     for name, disp in displays.items():
         a = disp.agreement
         print(f"{name:10s} Pearson R = {a.pearson:.4f}  slope = {a.slope:.3f}")

@@ -117,6 +117,12 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
     fig.suptitle(f"Linear SVM on digits 1 vs 7: {n_rows} most influential rows, 3 test rows")
     fig.tight_layout()
 
+    print(
+        "Koh & Liang (Figure 3): the hinge has no curvature, so they differentiate a smoothed "
+        "hinge;\nits influence estimates correlate with the actual changes of the SVM. "
+        "Measured here\n(28x28 MNIST there, 8x8 digits here: the numbers are not directly "
+        "comparable):"
+    )
     print(f"{'method':24s} {'Pearson':>8s} {'slope':>8s}")
     for t in ts:
         a = results["smoothed"][t].agreement

@@ -104,7 +104,6 @@ sphinx_gallery_conf = {
     "only_warn_on_example_error": False,
     "show_memory": False,
     "plot_gallery": "True",
-    "reference_url": {"skinfluence": None},
 }
 
 # -- HTML ----------------------------------------------------------------------

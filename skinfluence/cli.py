@@ -272,14 +272,15 @@ def _fit_warnings(model):
         if issubclass(w.category, (NotAtOptimumWarning, ConvergenceWarning)):
             found = re.search(r"gradient norm is (\S+) of", str(w.message))
             how_far = f" (its gradient is {found.group(1)} of the per-row norm)" if found else ""
-            other = "--model logistic" if model != "logistic" else "a larger --C"
+            advice = (
+                "for exact scores use --model logistic"
+                if model != "logistic"
+                else "a smaller --C (stronger regularisation) helps it converge"
+            )
             text = (
                 f"the {MODEL_NAMES[model]} stopped short of the optimum of its training "
-                f"objective{how_far}, so the influence scores are approximate; for exact "
-                f"scores use {other}"
+                f"objective{how_far}, so the influence scores are approximate; {advice}"
             )
-            if model == "logistic":
-                text += " or a smaller one (stronger regularisation converges faster)"
         else:
             text = f"{w.category.__name__}: {w.message}"
         if text not in said:

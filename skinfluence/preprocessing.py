@@ -10,6 +10,7 @@ like row identifiers rather than features.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils.validation import validate_data
 
@@ -162,7 +164,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     ['num__age', 'cat__smoker_no', 'cat__smoker_yes']
     """
 
-    _parameter_constraints: dict = {"max_categories": [int, None]}
+    _parameter_constraints: dict = {
+        "max_categories": [Interval(Integral, 1, None, closed="left"), None]
+    }
 
     def __init__(self, max_categories: int | None = 50):
         self.max_categories = max_categories

@@ -201,3 +201,12 @@ def test_sparse_input_is_scaled_without_centring():
     Z = TabularPreprocessor().fit_transform(X)
     assert sp.issparse(Z) and Z.nnz == X.nnz
     np.testing.assert_allclose(Z.toarray().std(0), 1.0)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import skinfluence.preprocessing as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

@@ -169,6 +169,19 @@ def label_rows(df, path, id_column):
     if id_column is not None:
         if id_column not in df.columns:
             raise CLIError(f"id column {id_column!r} not found in {path}; {_columns(df)}")
+        ids = df[id_column]
+        # rows are looked up and reported by id: it must name exactly one row
+        if ids.isna().any():
+            raise CLIError(
+                f"id column {id_column!r} of {path} is empty on {int(ids.isna().sum())} rows; "
+                "choose a column that names every row"
+            )
+        repeated = ids[ids.duplicated()]
+        if len(repeated):
+            raise CLIError(
+                f"id column {id_column!r} of {path} repeats {repeated.nunique()} value(s), "
+                f"e.g. {repeated.iloc[0]!r}; choose a column that names each row once"
+            )
         return df.set_index(id_column)
     name = row_label_name(path)
     start = 1 if name == "row" else 2

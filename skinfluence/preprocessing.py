@@ -108,6 +108,43 @@ def find_id_like_columns(X: pd.DataFrame) -> dict[Any, str]:
     return found
 
 
+def check_table(estimator, X, *, reset: bool):
+    """Set or check ``n_features_in_`` / ``feature_names_in_`` without
+    converting ``X``; returns ``X`` (array-likes without a shape as arrays).
+
+    A DataFrame is not passed through ``check_array``: older scikit-learn
+    releases try to turn pandas' string columns into floats there.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Receives ``n_features_in_`` (and ``feature_names_in_``).
+    X : {DataFrame, array-like, sparse matrix} of shape (n_samples, n_features)
+    reset : bool
+        Set the attributes (``fit``) or check ``X`` against them.
+
+    Returns
+    -------
+    X : DataFrame, ndarray or sparse matrix
+    """
+    if isinstance(X, pd.DataFrame):
+        if X.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s) (shape=(0, ...)); need at least 1.")
+        if X.shape[1] == 0:
+            raise ValueError("Found array with 0 feature(s); need at least 1.")
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        return X
+    checked = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        accept_sparse=("csr", "csc"),
+        dtype=None,
+        ensure_all_finite=False,
+    )
+    return X if hasattr(X, "shape") and not sp.issparse(X) else checked
+
+
 class TabularPreprocessor(TransformerMixin, BaseEstimator):
     """Impute, scale and one-hot encode a mixed-type table for a linear model.
 
@@ -184,9 +221,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self : TabularPreprocessor
         """
         self._validate_params()
-        validate_data(
-            self, X, reset=True, accept_sparse=("csr", "csc"), dtype=None, ensure_all_finite=False
-        )
+        X = check_table(self, X, reset=True)
         if sp.issparse(X):
             self.numeric_columns_ = list(range(X.shape[1]))
             self.categorical_columns_ = []
@@ -245,9 +280,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         ndarray or sparse matrix of shape (n_samples, n_features_out)
         """
         check_is_fitted(self, "transformer_")
-        validate_data(
-            self, X, reset=False, accept_sparse=("csr", "csc"), dtype=None, ensure_all_finite=False
-        )
+        X = check_table(self, X, reset=False)
         if sp.issparse(X):
             return self.transformer_.transform(X)
         return self.transformer_.transform(self._coerce(self._frame(X)))

@@ -355,6 +355,19 @@ def test_id_column_values_are_printed(table, tmp_path):
     assert np.isin(flagged, table.flipped).mean() > 0.8
 
 
+def test_id_column_must_name_rows_once(table, tmp_path):
+    df = table.df.assign(ward=np.resize(["A", "B", "C"], len(table.df)))
+    path = tmp_path / "wards.csv"
+    df.to_csv(path, index=False)
+    code, _, err = run(["clean", str(path), "--target", "diagnosis", "--id-column", "ward"])
+    assert code == 2 and "id column 'ward'" in err and "repeats 3 value(s)" in err
+    df["ward"] = [f"w{i}" for i in range(len(df))]
+    df.loc[5, "ward"] = None
+    df.to_csv(path, index=False)
+    code, _, err = run(["clean", str(path), "--target", "diagnosis", "--id-column", "ward"])
+    assert code == 2 and "is empty on 1 rows" in err
+
+
 def test_id_like_column_warning(table, tmp_path):
     """A row-number column written by pandas (``Unnamed: 0``) and a unique
     string column are named, with the CLI's options to fix it."""

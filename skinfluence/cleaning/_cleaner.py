@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
@@ -19,9 +18,8 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from sklearn_compat.utils.validation import validate_data
 
-from ..preprocessing import TabularPreprocessor
+from ..preprocessing import TabularPreprocessor, check_table
 from ._scoring import METHODS, RowScorer
 
 #: the scoring method that found the most flipped labels in
@@ -413,10 +411,7 @@ def _check_input(estimator, X):
     """Check shape and emptiness and set ``n_features_in_`` (and
     ``feature_names_in_``) without converting ``X``; array-likes without a
     shape become arrays."""
-    checked = validate_data(
-        estimator, X, reset=True, accept_sparse=("csr", "csc"), dtype=None, ensure_all_finite=False
-    )
-    return X if hasattr(X, "shape") and not sp.issparse(X) else checked
+    return check_table(estimator, X, reset=True)
 
 
 def _row_index(X, y):

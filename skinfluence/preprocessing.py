@@ -181,8 +181,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         Columns one-hot encoded.
     id_like_columns_ : dict
         Columns that look like row identifiers, with the reason.
-    transformer_ : sklearn.compose.ColumnTransformer or Pipeline
-        The fitted preprocessing.
+    transformer_ : sklearn.compose.ColumnTransformer or StandardScaler
+        The fitted preprocessing (a scaler for sparse input).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` has string column names.
@@ -329,6 +329,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             else:
                 out[col] = s.astype(object).where(s.notna(), np.nan)
         return pd.DataFrame(out, index=frame.index, columns=self._kept_columns)
+
+    def _more_tags(self):  # scikit-learn < 1.6 reads tags here
+        return {"allow_nan": True, "X_types": ["2darray", "sparse", "string", "categorical"]}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

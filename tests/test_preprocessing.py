@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import InfluenceExplainer
 from skinfluence.cleaning import InfluenceLabelCleaner
@@ -210,3 +211,8 @@ def test_docstring_examples():
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+@parametrize_with_checks([TabularPreprocessor()])
+def test_sklearn_contract(estimator, check):
+    check(estimator)

@@ -9,7 +9,7 @@ $(BIN)/activate: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(BIN)/activate
 
-.PHONY: install demo test test-oldest lint format bench
+.PHONY: install demo test test-oldest lint format bench docs docs-quick docs-online docs-clean
 install: $(BIN)/activate
 
 demo: install
@@ -42,3 +42,23 @@ format: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_core.py
+
+# The documentation site (Sphinx, warnings as errors) into doc/_build/html.
+# The gallery runs every examples/plot_*.py; docs-quick runs them in their
+# quick mode (what CI does); docs-online adds the intersphinx links (network).
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(BIN)/activate pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html -j 1 doc doc/_build/html
+
+docs-quick: $(DOCS_STAMP)
+	SKINFLUENCE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
+
+docs-online: $(DOCS_STAMP)
+	SKINFLUENCE_DOCS_INTERSPHINX=1 MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
+
+docs-clean:
+	rm -rf doc/_build doc/auto_examples doc/generated doc/sg_execution_times.rst

@@ -1,4 +1,6 @@
-"""Figure 2 of Koh & Liang (2017): influence against leave-one-out retraining.
+"""
+Figure 2: influence against leave-one-out retraining
+====================================================
 
 A multinomial logistic regression on the 10-class digits. For a
 misclassified test digit, remove each of the 30 most influential training
@@ -87,6 +89,10 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
     for ax, title in zip(axes, ("Influence function", "Newton step"), strict=True):
         ax.set_title(f"{title}: {n_rows} most influential rows")
     fig.suptitle("Logistic regression on digits: predicted vs actual change in test loss")
+    print(
+        "Koh & Liang (Figure 2, logistic regression on MNIST): the predicted changes of the "
+        "test loss\nlie close to the actual ones (y = x). Measured here (actual on predicted):"
+    )
     for name, disp in displays.items():
         a = disp.agreement
         print(f"{name:10s} Pearson R = {a.pearson:.4f}  slope = {a.slope:.3f}")
@@ -95,7 +101,7 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=None)
     parser.add_argument("--out", default=None, help="save the figure here instead of showing it")
     args = parser.parse_args()

@@ -1,4 +1,6 @@
-"""Figure 3 of Koh & Liang (2017): influence for a hinge-loss SVM.
+"""
+Figure 3: influence for a hinge-loss SVM
+========================================
 
 The hinge ``max(0, 1 - m)`` has no second derivative, so Koh & Liang
 differentiate the smoothed hinge ``t log(1 + exp((1 - m) / t))`` at the fitted
@@ -115,6 +117,12 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
     fig.suptitle(f"Linear SVM on digits 1 vs 7: {n_rows} most influential rows, 3 test rows")
     fig.tight_layout()
 
+    print(
+        "Koh & Liang (Figure 3): the hinge has no curvature, so they differentiate a smoothed "
+        "hinge;\nits influence estimates correlate with the actual changes of the SVM. "
+        "Measured here\n(28x28 MNIST there, 8x8 digits here: the numbers are not directly "
+        "comparable):"
+    )
     print(f"{'method':24s} {'Pearson':>8s} {'slope':>8s}")
     for t in ts:
         a = results["smoothed"][t].agreement
@@ -132,7 +140,7 @@ def main(quick: bool | None = None, out: str | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=None)
     parser.add_argument("--out", default=None, help="save the figure here instead of showing it")
     args = parser.parse_args()

@@ -1,5 +1,6 @@
-"""Figure 4 of Koh & Liang (2017): an RBF SVM and a logistic regression
-explain the same prediction with different training rows.
+"""
+Figure 4: an RBF SVM and a logistic regression explain a prediction differently
+===============================================================================
 
 Koh & Liang contrast an RBF-kernel SVM with a network on the same test image:
 the SVM's influential training images are simply the nearby ones, while the
@@ -116,6 +117,10 @@ def main(quick: bool | None = None, out: str | None = None, n_images: int = 5) -
     near = np.argsort(np.linalg.norm(X_test[:, None] - X_train[None], axis=2), axis=1)
     near = near[:, : len(y_train) // 10]
     share = {}
+    print(
+        "Koh & Liang (Figure 4): the RBF SVM's influential training images are the nearby "
+        "ones,\nthe other model's are not. Measured here:"
+    )
     for name, exp in explainers.items():
         A = np.abs(exp.influence(X_test, y_test, target="prediction"))
         share[name] = float(np.median(np.take_along_axis(A, near, 1).sum(1) / A.sum(1)))
@@ -135,7 +140,7 @@ def main(quick: bool | None = None, out: str | None = None, n_images: int = 5) -
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=None)
     parser.add_argument("--out", default=None, help="save the figure here instead of showing it")
     args = parser.parse_args()

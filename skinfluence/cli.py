@@ -1,19 +1,32 @@
 """Command line: ``skinfluence clean`` finds likely mislabeled rows of a table;
+``skinfluence explain`` lists the training rows behind predictions;
 ``skinfluence demo`` runs the guided demo.
 
 Examples::
 
     skinfluence clean data.csv --target label --out issues.csv
     skinfluence clean data.parquet --target y --fraction 0.05 --method loo_newton
+    skinfluence explain data.csv --target label --rows 17 42 --k 5
+    skinfluence explain train.csv --target label --test new.csv --out why.csv
     python -m skinfluence demo
+
+Nothing heavy is imported at module level: ``skinfluence --help`` and
+argument errors answer without loading scikit-learn.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import math
+import os
+import re
+import shlex
 import sys
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_OK = 0
@@ -21,22 +34,93 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 MODELS = ("logistic", "ridge", "sgd")
+MODEL_NAMES = {
+    "logistic": "LogisticRegression",
+    "ridge": "RidgeClassifier",
+    "sgd": "SGDClassifier",
+}
 PARQUET_SUFFIXES = (".parquet", ".pq")
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+#: the scoring methods of :mod:`skinfluence.cleaning` the command line offers
+#: (``validation_influence`` needs trusted rows); kept here so that the parser
+#: is built without importing scikit-learn, and checked against the package in
+#: the tests
+CLEAN_METHODS = ("loo_newton", "loo_loss", "training_loss", "self_influence")
+DEFAULT_METHOD = "loo_newton"
 
 
 class CLIError(Exception):
     """A problem with the user's input: printed as ``error: ...``, exit code 2."""
 
 
+def _error(message):
+    print(f"skinfluence: error: {message}", file=sys.stderr)
+
+
+def _warn(message):
+    print(f"skinfluence: warning: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------- progress
 class _Progress:
-    def __init__(self, quiet):
+    """Progress lines on stderr, all in one format: ``[  12.34 s] message``
+    (seconds since the command started).
+
+    :meth:`stage` wraps long work: on a terminal the stage's line keeps
+    updating its running time until the stage ends; elsewhere (a pipe, a log
+    file, a test) only the line itself is printed.
+    """
+
+    def __init__(self, quiet=False, stream=None, interval=0.25):
         self.quiet = quiet
+        self.stream = sys.stderr if stream is None else stream
+        self.interval = interval
         self.t0 = time.perf_counter()
+
+    def _stamp(self):
+        return f"[{time.perf_counter() - self.t0:7.2f} s]"
 
     def __call__(self, message):
         if not self.quiet:
-            elapsed = time.perf_counter() - self.t0
-            print(f"[{elapsed:7.2f} s] {message}", file=sys.stderr, flush=True)
+            print(f"{self._stamp()} {message}", file=self.stream, flush=True)
+
+    def _tty(self):
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty and isatty())
+
+    @contextmanager
+    def stage(self, message):
+        if self.quiet or not self._tty():
+            self(message)
+            yield
+            return
+        head = f"{self._stamp()} {message}"
+        start = time.perf_counter()
+        done = threading.Event()
+
+        def tick():
+            spinner = "|/-\\"
+            k = 0
+            while not done.wait(self.interval):
+                elapsed = time.perf_counter() - start
+                self.stream.write(f"\r{head} {spinner[k % 4]} {elapsed:.1f} s")
+                self.stream.flush()
+                k += 1
+
+        self.stream.write(head)
+        self.stream.flush()
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            elapsed = time.perf_counter() - start
+            # overwrite the spinner with the stage's final time, padded so no
+            # spinner characters are left over
+            self.stream.write(f"\r{head} done in {elapsed:.1f} s   \n")
+            self.stream.flush()
 
 
 # ------------------------------------------------------------------- data
@@ -59,60 +143,69 @@ def read_table(path):
         raise CLIError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
 
 
-def write_table(df, path):
+def write_table(df, path, *, index=True):
     path = Path(path)
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
-            df.to_parquet(path)
+            df.to_parquet(path, index=index)
         else:
-            df.to_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            df.to_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", index=index)
     except Exception as exc:
         raise CLIError(f"cannot write {path}: {type(exc).__name__}: {exc}") from exc
 
 
-def split_columns(X):
-    """``(numeric, categorical)`` column names; booleans count as categorical."""
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    numeric, categorical = [], []
-    for col in X.columns:
-        s = X[col]
-        if is_numeric_dtype(s) and not is_bool_dtype(s):
-            numeric.append(col)
-        else:
-            categorical.append(col)
-    return numeric, categorical
+def row_label_name(path):
+    """What identifies a row without ``--id-column``: its line in a text file
+    (the header is line 1), its 1-based position in a Parquet file."""
+    return "row" if Path(path).suffix.lower() in PARQUET_SUFFIXES else "line"
 
 
-def build_model(numeric, categorical, model="logistic", C=1.0):
-    """Imputation, scaling and one-hot encoding, then the classifier.
+def label_rows(df, path, id_column):
+    """``df`` indexed by what the user sees: the ``--id-column`` values, or
+    the row's line in the file (header = line 1; assumes one line per
+    record), or its 1-based position in a Parquet file."""
+    import pandas as pd
+
+    if id_column is not None:
+        if id_column not in df.columns:
+            raise CLIError(f"id column {id_column!r} not found in {path}; {_columns(df)}")
+        ids = df[id_column]
+        # rows are looked up and reported by id: it must name exactly one row
+        if ids.isna().any():
+            raise CLIError(
+                f"id column {id_column!r} of {path} is empty on {int(ids.isna().sum())} rows; "
+                "choose a column that names every row"
+            )
+        repeated = ids[ids.duplicated()]
+        if len(repeated):
+            raise CLIError(
+                f"id column {id_column!r} of {path} repeats {repeated.nunique()} value(s), "
+                f"e.g. {repeated.iloc[0]!r}; choose a column that names each row once"
+            )
+        return df.set_index(id_column)
+    name = row_label_name(path)
+    start = 1 if name == "row" else 2
+    return df.set_axis(pd.RangeIndex(start, start + len(df), name=name), axis=0)
+
+
+def _columns(df):
+    shown = ", ".join(map(str, list(df.columns)[:20]))
+    more = "" if df.shape[1] <= 20 else f", ... ({df.shape[1]} columns)"
+    return f"columns are: {shown}{more}"
+
+
+def build_model(model="logistic", C=1.0):
+    """:class:`~skinfluence.preprocessing.TabularPreprocessor`, then the classifier.
 
     Numeric columns: median imputation, standard scaling. Other columns:
     most-frequent imputation, one-hot encoding (at most 50 categories per
     column, rarer ones grouped; unseen ones ignored).
     """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    parts = []
-    if numeric:
-        parts.append(
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)
-        )
-    if categorical:
-        parts.append(
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(handle_unknown="ignore", max_categories=50),
-                ),
-                categorical,
-            )
-        )
+    from .preprocessing import TabularPreprocessor
+
     if model == "logistic":
         clf = LogisticRegression(C=C, solver="newton-cg", tol=1e-8, max_iter=10_000)
     elif model == "ridge":
@@ -121,27 +214,31 @@ def build_model(numeric, categorical, model="logistic", C=1.0):
         clf = SGDClassifier(loss="log_loss", alpha=1e-4 / C, tol=1e-6, max_iter=5_000)
     else:  # pragma: no cover - argparse restricts the choices
         raise CLIError(f"unknown model {model!r}")
-    return make_pipeline(ColumnTransformer(parts), clf)
+    return make_pipeline(TabularPreprocessor(), clf)
 
 
-def _prepare(df, target, id_column, progress):
-    import numpy as np
+def _prepare(df, args, progress):
+    """Features and labels of the training table (``df`` already indexed by
+    :func:`label_rows`)."""
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+    from .preprocessing import find_id_like_columns, split_columns
+
+    target = args.target
     if target not in df.columns:
-        shown = ", ".join(map(str, list(df.columns)[:20]))
-        more = "" if df.shape[1] <= 20 else f", ... ({df.shape[1]} columns)"
-        raise CLIError(f"target column {target!r} not found; columns are: {shown}{more}")
-    if id_column is not None:
-        if id_column not in df.columns:
-            raise CLIError(f"id column {id_column!r} not found")
-        df = df.set_index(id_column)
+        raise CLIError(f"target column {target!r} not found in {args.data}; {_columns(df)}")
+    drop = list(args.drop or [])
+    unknown = [c for c in drop if c not in df.columns]
+    if unknown:
+        raise CLIError(f"--drop column(s) {unknown} not found in {args.data}; {_columns(df)}")
+    if target in drop:
+        raise CLIError(f"--drop {target!r} would drop the target column")
     missing = df[target].isna()
     if missing.any():
         progress(f"dropping {int(missing.sum())} rows with a missing target")
         df = df.loc[~missing]
     y = df[target]
-    X = df.drop(columns=[target])
+    X = df.drop(columns=[target, *drop])
     X = X.loc[:, X.notna().any(axis=0)]  # entirely empty columns carry nothing
     if X.shape[1] == 0:
         raise CLIError("no feature columns besides the target")
@@ -150,39 +247,114 @@ def _prepare(df, target, id_column, progress):
         value = y.iloc[0] if len(y) else None
         raise CLIError(
             f"target column {target!r} has a single class ({value!r}) in {len(y)} rows; "
-            "label cleaning needs at least two classes"
+            "a classifier needs at least two classes"
+        )
+    for col, why in find_id_like_columns(X).items():
+        quoted = shlex.quote(str(col))
+        _warn(
+            f"column {col!r} looks like a row identifier ({why}) and is used as a feature, "
+            f"which lets the model memorise rows; pass --id-column {quoted} to use it as the "
+            f"row identifier, or --drop {quoted} to leave it out"
         )
     numeric, categorical = split_columns(X)
-    X = X.copy()
-    for col in categorical:  # plain objects with NaN for missing: what the imputer expects
-        s = X[col]
-        X[col] = s.astype(object).where(s.notna(), np.nan)
     if not is_numeric_dtype(y) or is_bool_dtype(y):
         y = y.astype(str)
-    return X, y, numeric, categorical
+    progress(
+        f"{X.shape[0]} rows, {X.shape[1]} feature columns ({len(numeric)} numeric, "
+        f"{len(categorical)} categorical), {n_classes} classes"
+    )
+    return X, y
 
 
-def _summary(issues, top, method, n_rows, out=None):
-    out = sys.stdout if out is None else out
+@contextmanager
+def _fit_warnings(model):
+    """Turn the warnings of fitting and explaining into advice that names the
+    command line's own options (the raw ones say ``tol`` and ``max_iter``)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from ._explainer import NotAtOptimumWarning
+    from .preprocessing import IdLikeColumnWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", IdLikeColumnWarning)  # said by _prepare
+        yield
+    said = set()
+    for w in caught:
+        if issubclass(w.category, (NotAtOptimumWarning, ConvergenceWarning)):
+            found = re.search(r"gradient norm is (\S+) of", str(w.message))
+            how_far = f" (its gradient is {found.group(1)} of the per-row norm)" if found else ""
+            advice = (
+                "for exact scores use --model logistic"
+                if model != "logistic"
+                else "a smaller --C (stronger regularisation) helps it converge"
+            )
+            text = (
+                f"the {MODEL_NAMES[model]} stopped short of the optimum of its training "
+                f"objective{how_far}, so the influence scores are approximate; {advice}"
+            )
+        else:
+            text = f"{w.category.__name__}: {w.message}"
+        if text not in said:
+            said.add(text)
+            _warn(text)
+
+
+# ------------------------------------------------------------------ clean
+def _summary(issues, args, n_rows, rule):
+    out = sys.stdout
     flagged = int(issues["flagged"].sum())
-    print(f"{flagged} of {n_rows} rows flagged as likely mislabeled (method: {method}).", file=out)
-    head = issues.sort_values("rank").head(top)
-    if head.empty:
-        return
-    rows = [
-        (
-            str(r["rank"]),
-            str(idx),
-            str(r["given_label"]),
-            str(r["suggested_label"]),
-            f"{r['score']:.4g}",
-            "yes" if r["flagged"] else "",
+    print(
+        f"{flagged} of {n_rows} rows flagged as likely mislabeled "
+        f"(method: {args.method}, rule: {rule}).",
+        file=out,
+    )
+    head = issues.head(args.top)
+    name = issues.index.name
+    if not head.empty:
+        rows = [
+            (
+                str(r["rank"]),
+                str(idx),
+                str(r["given_label"]),
+                str(r["suggested_label"]),
+                f"{r['score']:.4f}",
+                "yes" if r["flagged"] else "",
+            )
+            for idx, r in zip(head.index, head.to_dict("records"), strict=True)
+        ]
+        where = {
+            "line": f"line = line in {args.data}, the header being line 1",
+            "row": f"row = row of {args.data}, counting from 1",
+        }.get(name, f"{name} = value of --id-column")
+        print(f"Top {len(rows)} suspects ({where}):", file=out)
+        _print_table(("rank", name, "given", "suggested", "score", "flagged"), rows, out)
+    print("\nNext:", file=out)
+    if flagged:
+        print(
+            f"  * check the {flagged} flagged rows by hand, most suspicious (rank 1) first;",
+            file=out,
         )
-        for idx, r in zip(head.index, head.to_dict("records"), strict=True)
-    ]
-    header = ("rank", "row", "given", "suggested", "score", "flagged")
+    if args.out is not None:
+        print(
+            f"  * {args.out} has all {n_rows} rows with score, rank, given_label, "
+            "suggested_label and flagged, sorted by rank;",
+            file=out,
+        )
+    else:
+        print(f"  * --out FILE.csv saves the scores of all {n_rows} rows;", file=out)
+    if len(issues) > args.top:
+        print("  * --top N prints more suspects here;", file=out)
+    print(
+        "  * --fraction, --n-flag or --threshold sets how many rows are flagged "
+        "(default: as many as a model refitted without each row would misclassify).",
+        file=out,
+    )
+
+
+def _print_table(header, rows, out):
     widths = [max(len(x[c]) for x in [header, *rows]) for c in range(len(header))]
-    print(f"Top {len(rows)} suspects:", file=out)
     print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)), file=out)
     for r in rows:
         print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)), file=out)
@@ -192,39 +364,149 @@ def run_clean(args):
     from .cleaning import InfluenceLabelCleaner
 
     progress = _Progress(args.quiet)
-    if args.out is not None:
-        src, dst = Path(args.data).resolve(), Path(args.out).resolve()
-        if src == dst:
-            raise CLIError("--out must differ from the input file (the input is never modified)")
     progress(f"reading {args.data}")
-    df = read_table(args.data)
-    X, y, numeric, categorical = _prepare(df, args.target, args.id_column, progress)
-    progress(
-        f"{X.shape[0]} rows, {X.shape[1]} feature columns ({len(numeric)} numeric, "
-        f"{len(categorical)} categorical), {y.nunique()} classes"
-    )
-    model = build_model(numeric, categorical, args.model, args.C)
-    rule = {
-        "fraction": args.fraction,
-        "n_flag": args.n_flag,
-        "threshold": args.threshold,
-    }
-    cleaner = InfluenceLabelCleaner(
-        model, method=args.method, verbose=0 if args.quiet else 1, **rule
-    )
-    progress(f"fitting {type(model[-1]).__name__} and scoring rows with {args.method!r}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        cleaner.fit(X, y.to_numpy())
-    issues = cleaner.label_issues_.copy()
-    issues.index = X.index
-    issues.index.name = args.id_column or "row"
-    issues = issues.sort_values("rank")
-    _summary(issues, args.top, args.method, len(y))
+    df = label_rows(read_table(args.data), args.data, args.id_column)
+    X, y = _prepare(df, args, progress)
+    model = build_model(model=args.model, C=args.C)
+    rule = {"fraction": args.fraction, "n_flag": args.n_flag, "threshold": args.threshold}
+    given = [f"--{k.replace('_', '-')} {v:g}" for k, v in rule.items() if v is not None]
+    cleaner = InfluenceLabelCleaner(model, method=args.method, **rule)
+    with progress.stage(
+        f"fitting {MODEL_NAMES[args.model]} and scoring {len(y)} rows with {args.method!r}"
+    ):
+        with _fit_warnings(args.model):
+            cleaner.fit(X, y.to_numpy())
+    issues = cleaner.label_issues_.sort_values("rank")
+    issues.index.name = df.index.name
+    _summary(issues, args, len(y), given[0] if given else "automatic")
     if args.out is not None:
         write_table(issues, args.out)
         progress(f"wrote {len(issues)} rows to {args.out}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- explain
+def _test_rows(args, train, X, y, progress):
+    """``(X_test, y_test or None, label name)`` for ``explain``."""
+    import pandas as pd
+
+    if args.rows is not None:
+        index = X.index
+        wanted = []
+        for value in args.rows:
+            key = value
+            if pd.api.types.is_integer_dtype(index.dtype):
+                try:
+                    key = int(value)
+                except ValueError:
+                    raise CLIError(f"--rows {value!r} is not a {index.name} number") from None
+            if key not in index:
+                what = index.name if index.name in ("line", "row") else "id"
+                extra = " (rows with a missing target are left out)" if key in train.index else ""
+                raise CLIError(f"--rows: no training row with {what} {value}{extra}")
+            wanted.append(key)
+        return X.loc[wanted], y.loc[wanted], index.name
+    progress(f"reading {args.test}")
+    test = label_rows(read_table(args.test), args.test, args.id_column)
+    missing = [c for c in X.columns if c not in test.columns]
+    if missing:
+        raise CLIError(f"{args.test} lacks the feature column(s) {missing} of {args.data}")
+    y_test = None
+    if args.target in test.columns:
+        labels = test[args.target]
+        if labels.notna().all():
+            y_test = labels.astype(str) if y.dtype == object else labels
+    return test[list(X.columns)], y_test, test.index.name
+
+
+def run_explain(args):
+    import numpy as np
+    import pandas as pd
+
+    from ._explainer import InfluenceExplainer
+
+    progress = _Progress(args.quiet)
+    progress(f"reading {args.data}")
+    train = label_rows(read_table(args.data), args.data, args.id_column)
+    X, y = _prepare(train, args, progress)
+    X_test, y_test, test_name = _test_rows(args, train, X, y, progress)
+    model = build_model(model=args.model, C=args.C)
+    # positions as the index: the explainer's answers are then positions and
+    # labels alike, and are mapped back to lines / ids below
+    X_pos = X.reset_index(drop=True)
+    with progress.stage(f"fitting {MODEL_NAMES[args.model]} on {len(y)} rows"):
+        with _fit_warnings(args.model):
+            model.fit(X_pos, y.to_numpy())
+            explainer = InfluenceExplainer(model).fit(X_pos, y.to_numpy())
+    predicted = model.predict(X_test)
+    explained = "given label"
+    shown_labels = None if y_test is None else np.asarray(y_test)
+    if y_test is None:
+        y_test = pd.Series(predicted, index=X_test.index)
+        explained = "predicted label"
+    with progress.stage(f"finding the {args.k} most influential training rows per test row"):
+        with _fit_warnings(args.model):
+            top = explainer.most_influential(
+                X_test.reset_index(drop=True), np.asarray(y_test), k=args.k
+            )
+    train_name = X.index.name
+    records = []
+    for j, test_label in enumerate(X_test.index):
+        for kind in ("harmful", "helpful"):
+            idx = np.asarray(top[f"{kind}_indices"][j])
+            vals = np.asarray(top[f"{kind}_values"][j])
+            for rank, (i, v) in enumerate(zip(idx, vals, strict=True), start=1):
+                records.append(
+                    {
+                        f"test_{test_name}": test_label,
+                        "test_label": None if shown_labels is None else shown_labels[j],
+                        "test_predicted": predicted[j],
+                        "kind": kind,
+                        "rank": rank,
+                        f"train_{train_name}": X.index[int(i)],
+                        "train_label": y.iloc[int(i)],
+                        "influence": float(v),
+                        "loss_change_if_removed": -float(v),
+                    }
+                )
+    table = pd.DataFrame.from_records(records)
+    _explain_summary(table, args, test_name, train_name, explained)
+    if args.out is not None:
+        write_table(table, args.out, index=False)
+        progress(f"wrote {len(table)} rows to {args.out}")
+    return EXIT_OK
+
+
+def _explain_summary(table, args, test_name, train_name, explained):
+    out = sys.stdout
+    source = args.test or args.data
+    print(
+        f"The {args.k} most influential training rows of {args.data} for each test row "
+        f"of {source}, on the test row's loss for its {explained}.\n"
+        "harmful: removing the row would lower that loss (it pushes towards a wrong "
+        "answer);\nhelpful: removing it would raise the loss. loss change = -influence.",
+        file=out,
+    )
+    header = ("", "rank", f"train {train_name}", "label", "influence", "loss change")
+    for (test_label, label, pred), group in table.groupby(
+        [f"test_{test_name}", "test_label", "test_predicted"], sort=False, dropna=False
+    ):
+        given = "" if label is None or label != label else f"label {label}, "
+        print(f"\nTest {test_name} {test_label}: {given}predicted {pred}", file=out)
+        rows = [
+            (
+                r["kind"] if r["rank"] == 1 else "",
+                str(r["rank"]),
+                str(r[f"train_{train_name}"]),
+                str(r["train_label"]),
+                f"{r['influence']:+.4e}",
+                f"{r['loss_change_if_removed']:+.4e}",
+            )
+            for r in group.to_dict("records")
+        ]
+        _print_table(header, rows, out)
+    if args.out is None:
+        print("\nNext: --out FILE.csv saves this table; --k N lists more rows.", file=out)
 
 
 def run_demo(args):
@@ -234,13 +516,42 @@ def run_demo(args):
     return EXIT_OK
 
 
+# ----------------------------------------------------------------- parser
+def _add_table_arguments(cmd):
+    cmd.add_argument("data", help="CSV/TSV or Parquet (.parquet, .pq) file")
+    cmd.add_argument("--target", required=True, help="name of the label column")
+    cmd.add_argument(
+        "--model",
+        choices=MODELS,
+        default="logistic",
+        help="logistic (default), ridge (RidgeClassifier) or sgd (SGDClassifier, log-loss; "
+        "it stops near, not at, the optimum, so its scores are rougher)",
+    )
+    cmd.add_argument(
+        "--C", type=float, default=1.0, help="inverse regularisation strength (default 1)"
+    )
+    cmd.add_argument(
+        "--id-column",
+        help="column identifying rows (default: the line in the file, header = line 1; "
+        "for Parquet the row number from 1)",
+    )
+    cmd.add_argument(
+        "--drop",
+        action="append",
+        metavar="COLUMN",
+        help="leave this column out of the features (repeat for several)",
+    )
+    cmd.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
 def build_parser():
-    from .cleaning import DEFAULT_METHOD, METHODS
+    from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="skinfluence",
         description="Influence functions for fitted scikit-learn models.",
     )
+    parser.add_argument("--version", action="version", version=f"skinfluence {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     clean = sub.add_parser(
         "clean",
@@ -252,21 +563,10 @@ def build_parser():
             "imputed and one-hot encoded. The input file is never modified."
         ),
     )
-    clean.add_argument("data", help="CSV/TSV or Parquet (.parquet, .pq) file")
-    clean.add_argument("--target", required=True, help="name of the label column")
-    clean.add_argument(
-        "--model",
-        choices=MODELS,
-        default="logistic",
-        help="logistic (default), ridge (RidgeClassifier) or sgd (SGDClassifier, log-loss; "
-        "it stops near, not at, the optimum, so its scores are rougher)",
-    )
-    clean.add_argument(
-        "--C", type=float, default=1.0, help="inverse regularisation strength (default 1)"
-    )
+    _add_table_arguments(clean)
     clean.add_argument(
         "--method",
-        choices=[m for m in METHODS if m != "validation_influence"],
+        choices=CLEAN_METHODS,
         default=DEFAULT_METHOD,
         help=f"scoring method (default: {DEFAULT_METHOD})",
     )
@@ -275,34 +575,121 @@ def build_parser():
     how.add_argument("--n-flag", type=int, help="flag this many rows")
     how.add_argument("--threshold", type=float, help="flag rows scoring at least this")
     clean.add_argument("--out", help="write all rows' scores here (.csv, .tsv or .parquet)")
-    clean.add_argument("--id-column", help="column identifying rows (default: row number)")
     clean.add_argument("--top", type=int, default=10, help="suspects to print (default 10)")
-    clean.add_argument("--quiet", action="store_true", help="no progress on stderr")
     clean.set_defaults(func=run_clean)
+
+    explain = sub.add_parser(
+        "explain",
+        help="list the training rows that most influenced predictions",
+        description=(
+            "Fit a classifier on a training table and, for each test row, list the "
+            "training rows whose removal would change the test row's loss most: harmful "
+            "ones (removing them lowers it) and helpful ones (removing them raises it). "
+            "Test rows come from a second file (--test; its labels are used where the "
+            "target column is present, the predicted labels otherwise) or are training "
+            "rows chosen by line number or id (--rows)."
+        ),
+    )
+    _add_table_arguments(explain)
+    which = explain.add_mutually_exclusive_group(required=True)
+    which.add_argument("--test", help="CSV/TSV or Parquet file of rows to explain")
+    which.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="ROW",
+        help="training rows to explain: line numbers of the file (header = line 1), "
+        "Parquet row numbers from 1, or values of --id-column",
+    )
+    explain.add_argument(
+        "--k", type=int, default=5, help="harmful and helpful rows per test row (default 5)"
+    )
+    explain.add_argument("--out", help="write the table here (.csv, .tsv or .parquet)")
+    explain.set_defaults(func=run_explain)
+
     demo = sub.add_parser("demo", help="explain a model's mistake on bundled data")
     demo.set_defaults(func=run_demo)
     return parser
+
+
+def _check_output(args, out):
+    """Refuse an output path that cannot be written, before any work."""
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
+        raise CLIError(f"--out {out}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
+    if suffix in PARQUET_SUFFIXES and importlib.util.find_spec("pyarrow") is None:
+        raise CLIError(f"--out {out}: writing Parquet needs pyarrow (pip install pyarrow)")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"--out {out}: directory {parent} does not exist")
+    if path.is_dir():
+        raise CLIError(f"--out {out} is a directory; give a file name")
+    for name in ("data", "test"):
+        src = getattr(args, name, None)
+        # by identity, not by name: a hard link or symbolic link to the input
+        # is the input, and writing to it would destroy it
+        if src is not None and path.exists() and Path(src).exists():
+            if os.path.samefile(src, path):
+                raise CLIError(
+                    f"--out {out} is the input file {src} (the same file on disk); "
+                    "the input is never modified, choose another name"
+                )
+
+
+def _validate(args):
+    """Every check that needs no data, before any work."""
+    if args.command not in ("clean", "explain"):
+        return
+    for name in ("data", "test"):
+        src = getattr(args, name, None)
+        if src is not None and not Path(src).is_file():
+            kind = "no such file" if not Path(src).exists() else "not a file"
+            raise CLIError(f"cannot read {src}: {kind}")
+    if not (math.isfinite(args.C) and args.C > 0):
+        raise CLIError(f"--C must be a positive number, got {args.C}")
+    if args.id_column is not None and args.id_column == args.target:
+        raise CLIError(
+            f"--id-column and --target are both {args.target!r}; the id column names rows, "
+            "the target holds their labels"
+        )
+    if args.drop and args.id_column in args.drop:
+        raise CLIError(f"--drop {args.id_column!r} is the --id-column")
+    if args.out is not None:
+        _check_output(args, args.out)
+    if args.command == "clean":
+        if args.fraction is not None and not 0 <= args.fraction <= 1:  # False for nan
+            raise CLIError(f"--fraction must be between 0 and 1, got {args.fraction}")
+        if args.n_flag is not None and args.n_flag < 0:
+            raise CLIError(f"--n-flag must be non-negative, got {args.n_flag}")
+        if args.threshold is not None and not math.isfinite(args.threshold):
+            raise CLIError(f"--threshold must be a finite number, got {args.threshold}")
+        if args.top < 0:
+            raise CLIError(f"--top must be non-negative, got {args.top}")
+    else:
+        if args.k < 1:
+            raise CLIError(f"--k must be at least 1, got {args.k}")
 
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "fraction", None) is not None and not 0 <= args.fraction <= 1:
-        parser.error("--fraction must be between 0 and 1")
-    if getattr(args, "n_flag", None) is not None and args.n_flag < 0:
-        parser.error("--n-flag must be non-negative")
     try:
+        _validate(args)  # every check that needs no data, before any work
         return args.func(args)
     except CLIError as exc:
-        print(f"skinfluence: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     except (ValueError, TypeError) as exc:
-        print(f"skinfluence: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_ERROR
     except KeyboardInterrupt:  # pragma: no cover
         print("skinfluence: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into `head`
+        # Python's advice: point stdout at devnull so the exit flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,16 +6,15 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from sklearn_compat.utils import get_tags
-from sklearn_compat.utils.validation import validate_data
 
 from .._compat import HasMethods, Interval, StrOptions
+from ..preprocessing import check_table
 from ._cleaner import DEFAULT_METHOD, InfluenceLabelCleaner, default_estimator
 from ._scoring import METHODS
 
@@ -24,15 +23,7 @@ def _check_input(estimator, X, *, reset):
     """Check shape and emptiness (and set ``n_features_in_``) without
     converting ``X``: a pipeline of column transformers needs its DataFrame.
     Array-likes without a shape become arrays."""
-    checked = validate_data(
-        estimator,
-        X,
-        reset=reset,
-        accept_sparse=("csr", "csc"),
-        dtype=None,
-        ensure_all_finite=False,
-    )
-    return X if hasattr(X, "shape") and not sp.issparse(X) else checked
+    return check_table(estimator, X, reset=reset)
 
 
 def _final_has(attr):
@@ -60,8 +51,11 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
     estimator : classifier or Pipeline, default=None
         Supported by :class:`~skinfluence.InfluenceExplainer`; used both to
         score the rows and as the final model. ``None`` uses
-        ``make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cg",
-        tol=1e-8))``.
+        ``make_pipeline(TabularPreprocessor(), LogisticRegression(
+        solver="newton-cg", tol=1e-8))``: numeric columns imputed and
+        standardised, string, categorical and boolean columns imputed and
+        one-hot encoded (:class:`~skinfluence.preprocessing.TabularPreprocessor`),
+        so that a mixed-type DataFrame works as it is.
     method, fraction, n_flag, threshold, action, explainer_params
         As in :class:`InfluenceLabelCleaner`.
 

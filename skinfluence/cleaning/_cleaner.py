@@ -10,18 +10,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from sklearn_compat.utils._indexing import _safe_indexing
-from sklearn_compat.utils.validation import validate_data
 
 from .._compat import HasMethods, Interval, StrOptions
+from ..preprocessing import TabularPreprocessor, check_table
 from ._scoring import METHODS, RowScorer
 
 #: the scoring method that found the most flipped labels in
@@ -30,11 +28,18 @@ DEFAULT_METHOD = "loo_newton"
 
 
 def default_estimator():
-    """``StandardScaler`` + ``LogisticRegression(solver="newton-cg", tol=1e-8)``:
+    """:class:`~skinfluence.preprocessing.TabularPreprocessor` +
+    ``LogisticRegression(solver="newton-cg", tol=1e-8)``.
+
+    The preprocessor standardises numeric columns and one-hot encodes the
+    others, imputing missing values, so that mixed-type DataFrames work as
+    they are; on an array of numbers it is a ``StandardScaler``. The model is
     fitted to the optimum, as influence functions assume (Newton-CG gets there
-    in a few iterations)."""
+    in a few iterations).
+    """
     return make_pipeline(
-        StandardScaler(), LogisticRegression(solver="newton-cg", tol=1e-8, max_iter=10_000)
+        TabularPreprocessor(),
+        LogisticRegression(solver="newton-cg", tol=1e-8, max_iter=10_000),
     )
 
 
@@ -163,11 +168,14 @@ class InfluenceLabelCleaner(BaseEstimator):
         (``LogisticRegression``, ``SGDClassifier``, ``RidgeClassifier``, ...),
         or a ``Pipeline`` ending in one. It is cloned and fitted; fit it to
         convergence (a tight ``tol``) for accurate influence. ``None`` uses
-        ``make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cg",
-        tol=1e-8))``.
-    method : {"loo_newton", "loo_loss", "training_loss", "self_influence", \
-            "validation_influence"}, default="loo_newton"
-        How rows are scored, see above.
+        ``make_pipeline(TabularPreprocessor(), LogisticRegression(
+        solver="newton-cg", tol=1e-8))``: numeric columns imputed and
+        standardised, string, categorical and boolean columns imputed and
+        one-hot encoded (:class:`~skinfluence.preprocessing.TabularPreprocessor`),
+        so that a mixed-type DataFrame works as it is.
+    method : str, default="loo_newton"
+        How rows are scored, see above: ``"loo_newton"``, ``"loo_loss"``,
+        ``"training_loss"``, ``"self_influence"`` or ``"validation_influence"``.
     fraction : float in [0, 1], default=None
         Flag the ``ceil(fraction * n_samples)`` highest-scoring rows.
     n_flag : int, default=None
@@ -403,10 +411,7 @@ def _check_input(estimator, X):
     """Check shape and emptiness and set ``n_features_in_`` (and
     ``feature_names_in_``) without converting ``X``; array-likes without a
     shape become arrays."""
-    checked = validate_data(
-        estimator, X, reset=True, accept_sparse=("csr", "csc"), dtype=None, ensure_all_finite=False
-    )
-    return X if hasattr(X, "shape") and not sp.issparse(X) else checked
+    return check_table(estimator, X, reset=True)
 
 
 def _row_index(X, y):

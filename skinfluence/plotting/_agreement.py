@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._base import check_matplotlib_support
+
 
 class AgreementDisplay:
     """Scatter of predicted against actual leave-one-out changes.
@@ -16,10 +18,12 @@ class AgreementDisplay:
     (1 when the estimates have the right scale). This is Figure 2 of Koh &
     Liang (2017).
 
-    Create it with :meth:`from_result` (a
-    :class:`~skinfluence.validation.LeaveOneOutResult`) or
-    :meth:`from_explainer` (runs the refits); the constructor only stores
-    the data.
+    Create it with :meth:`from_estimator` (a fitted model and its training
+    data: builds the explainer and runs the refits), :meth:`from_explainer`
+    (a fitted :class:`~skinfluence.InfluenceExplainer`), :meth:`from_result`
+    (a :class:`~skinfluence.validation.LeaveOneOutResult`) or
+    :meth:`from_predictions` (the two arrays); the constructor only stores
+    the data, as in scikit-learn's displays.
 
     Parameters
     ----------
@@ -62,6 +66,11 @@ class AgreementDisplay:
     >>> disp = AgreementDisplay.from_explainer(exp, X[300:302], y[300:302], rows=10)
     >>> disp.agreement.n
     20
+    >>> disp = AgreementDisplay.from_estimator(
+    ...     model, X[:300], y[:300], X[300:302], y[300:302], rows=10, approximation="newton"
+    ... )
+    >>> disp.agreement.pearson > 0.9
+    True
     """
 
     def __init__(self, *, predicted, actual, agreement=None, rows=None, name=None):
@@ -103,10 +112,13 @@ class AgreementDisplay:
         -------
         self : AgreementDisplay
         """
+        check_matplotlib_support(f"{type(self).__name__}.plot")
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots()
+            # constrained layout keeps the axis labels inside the figure
+            # whatever the width of the tick labels
+            _, ax = plt.subplots(layout="constrained")
         if name is not None:
             self.name = name
         x, y = self.predicted.ravel(), self.actual.ravel()
@@ -121,8 +133,8 @@ class AgreementDisplay:
             lkw = {"color": "black", "linestyle": "--", "linewidth": 1, "label": "y = x"}
             lkw.update(line_kwargs or {})
             (self.line_,) = ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], **lkw)
-        ax.set_xlabel("Predicted change (-influence)")
-        ax.set_ylabel("Actual change (leave-one-out refit)")
+        ax.set_xlabel("predicted change (-influence)")
+        ax.set_ylabel("actual change (refit)")
         ax.legend(loc="upper left", fontsize="small")
         self.ax_ = ax
         self.figure_ = ax.figure
@@ -146,6 +158,7 @@ class AgreementDisplay:
         -------
         display : AgreementDisplay
         """
+        check_matplotlib_support(f"{cls.__name__}.from_result")
         disp = cls(
             predicted=result.predicted,
             actual=result.actual,
@@ -154,6 +167,94 @@ class AgreementDisplay:
             name=name,
         )
         return disp.plot(ax=ax, **plot_kwargs)
+
+    @classmethod
+    def from_predictions(cls, actual, predicted, *, ax=None, name=None, **plot_kwargs):
+        """Plot actual against predicted changes given as arrays.
+
+        Parameters
+        ----------
+        actual : array-like of shape (n_test, n_rows)
+            Changes measured by refitting without each row.
+        predicted : array-like of shape (n_test, n_rows)
+            Predicted changes, ``-influence[:, rows]``.
+        ax : matplotlib Axes, default=None
+        name : str, default=None
+            Legend label of the points.
+        **plot_kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : AgreementDisplay
+        """
+        check_matplotlib_support(f"{cls.__name__}.from_predictions")
+        disp = cls(predicted=predicted, actual=actual, name=name)
+        return disp.plot(ax=ax, **plot_kwargs)
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X_train,
+        y_train,
+        X_test,
+        y_test=None,
+        *,
+        rows=30,
+        approximation="influence",
+        explainer_params=None,
+        ax=None,
+        name=None,
+        plot_kwargs=None,
+        **loo_kwargs,
+    ):
+        """Explain a fitted model, refit it without its most influential rows
+        and plot the agreement.
+
+        Parameters
+        ----------
+        estimator : fitted estimator or Pipeline
+            Supported by :class:`~skinfluence.InfluenceExplainer`; never
+            modified (the refits use clones).
+        X_train, y_train : the data ``estimator`` was fitted on.
+        X_test, y_test : test rows and labels, as for ``influence``.
+        rows : int or array-like of int, default=30
+            Training rows to remove one at a time; an int ``k`` takes the ``k``
+            rows of largest total ``|influence|`` on the test rows.
+        approximation : {"influence", "newton", "path"}, default="influence"
+            Passed to :class:`~skinfluence.InfluenceExplainer`.
+        explainer_params : dict, default=None
+            Other parameters of the explainer (``solver``, ``damping``, ...).
+        ax : matplotlib Axes, default=None
+        name : str, default=None
+            Legend label; defaults to ``approximation``.
+        plot_kwargs : dict, default=None
+            Passed to :meth:`plot`.
+        **loo_kwargs
+            Passed to :func:`~skinfluence.validation.leave_one_out`
+            (``target``, ``refit_params``, ``n_jobs``).
+
+        Returns
+        -------
+        display : AgreementDisplay
+        """
+        check_matplotlib_support(f"{cls.__name__}.from_estimator")
+        from .._explainer import InfluenceExplainer
+
+        explainer = InfluenceExplainer(
+            estimator, approximation=approximation, **(explainer_params or {})
+        ).fit(X_train, y_train)
+        return cls.from_explainer(
+            explainer,
+            X_test,
+            y_test,
+            rows,
+            ax=ax,
+            name=name,
+            plot_kwargs=plot_kwargs,
+            **loo_kwargs,
+        )
 
     @classmethod
     def from_explainer(
@@ -190,6 +291,7 @@ class AgreementDisplay:
         -------
         display : AgreementDisplay
         """
+        check_matplotlib_support(f"{cls.__name__}.from_explainer")
         from ..validation import leave_one_out
 
         result = leave_one_out(explainer, X_test, y_test, rows=rows, **loo_kwargs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._base import check_matplotlib_support
+
 _LABELS = {
     "random": "random",
     "training_loss": "training loss",
@@ -40,7 +42,9 @@ class ReviewCurveDisplay:
     Attributes
     ----------
     ax_ : matplotlib Axes or ndarray of Axes
-        One axes per metric plotted.
+        The axes of the one metric plotted, or an array of two.
+    axes_ : ndarray of matplotlib Axes
+        One axes per metric plotted, always an array.
     figure_ : matplotlib Figure
     lines_ : dict of (metric, method) to matplotlib Line2D
 
@@ -84,6 +88,7 @@ class ReviewCurveDisplay:
         -------
         ReviewCurveDisplay
         """
+        check_matplotlib_support(f"{cls.__name__}.from_result")
         return cls(result).plot(metric=metric, ax=ax)
 
     @classmethod
@@ -107,7 +112,9 @@ class ReviewCurveDisplay:
         Parameters
         ----------
         estimator : classifier or Pipeline, or None
-            Unfitted (cloned); ``None`` for the cleaner's default.
+            Fitted or not: the review refits clones of it (on the noisy
+            labels, then on the labels fixed at each step); ``None`` for the
+            cleaner's default.
         X, y_noisy, y_true : training rows, given labels, correct labels.
         X_test, y_test : clean test data, default=None
             Needed for the accuracy curves.
@@ -121,6 +128,7 @@ class ReviewCurveDisplay:
         -------
         ReviewCurveDisplay
         """
+        check_matplotlib_support(f"{cls.__name__}.from_estimator")
         from ..cleaning import simulate_review
 
         if fractions is not None:
@@ -145,6 +153,7 @@ class ReviewCurveDisplay:
         -------
         self
         """
+        check_matplotlib_support(f"{type(self).__name__}.plot")
         import matplotlib.pyplot as plt
 
         if metric not in ("found", "accuracy", "both"):
@@ -156,7 +165,9 @@ class ReviewCurveDisplay:
                 "or plot metric='found'."
             )
         if ax is None:
-            fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4))
+            fig, axes = plt.subplots(
+                1, len(metrics), figsize=(5.5 * len(metrics), 4.6), layout="constrained"
+            )
             axes = np.atleast_1d(axes)
         else:
             axes = np.atleast_1d(np.asarray(ax, dtype=object))
@@ -177,8 +188,17 @@ class ReviewCurveDisplay:
             a.set_xlabel("training rows checked (%)")
             a.set_ylabel(_YLABELS[m])
             a.grid(alpha=0.3)
-            a.legend(fontsize="small")
+            # below the axes, outside the data area: inside, some placement
+            # always hides a curve (the random one sits where "best" goes)
+            a.legend(
+                fontsize="small",
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.16),
+                ncol=2,
+                frameon=False,
+            )
         axes[0].set_title(f"{res.n_flipped} flipped labels in {res.n_samples} rows")
+        self.axes_ = axes
         self.ax_ = axes[0] if len(axes) == 1 else axes
         self.figure_ = fig
         return self

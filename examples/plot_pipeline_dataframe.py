@@ -1,4 +1,6 @@
-"""Explaining a prediction of a ColumnTransformer pipeline fitted on a DataFrame.
+"""
+Explaining a ColumnTransformer pipeline fitted on a DataFrame
+=============================================================
 
 The diabetes data as a DataFrame in original units, with ``sex`` and an age
 group as categorical columns, predicting whether disease progression after
@@ -18,7 +20,7 @@ model to explain.
 3. A leave-one-out check of the estimates (real refits of the pipeline's
    final step).
 
-Run ``python examples/pipeline_dataframe.py [--quick]``.
+Run ``python examples/plot_pipeline_dataframe.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def main(quick: bool | None = None, n_show: int = 5) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=None)
     args = parser.parse_args()
     main(quick=args.quick)

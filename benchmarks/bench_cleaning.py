@@ -10,7 +10,7 @@ Data (all shipped with installed packages, or synthetic):
 * ``fair`` (statsmodels; 6366 survey rows, 8 columns, two one-hot
   occupations; "had an affair"): a real table a linear model fits poorly;
 * ``anes96_onehot`` (statsmodels; 944 voters, every ordinal / categorical
-  column one-hot encoded: 230 columns for 613 training rows);
+  column one-hot encoded: 139 columns for 613 training rows);
 * ``bow`` (synthetic bag of words: 1000 documents, 500 words, Poisson counts
   with class-dependent word rates, ``log1p``): 501 parameters for 650 rows.
 

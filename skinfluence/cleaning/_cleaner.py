@@ -415,6 +415,12 @@ class InfluenceLabelCleaner(BaseEstimator):
         keep = self.sample_indices_
         return _safe_indexing(X, keep), _safe_indexing(y, keep)
 
+    def _more_tags(self):
+        # scikit-learn < 1.6 reads these (through sklearn_compat's get_tags);
+        # it has no estimator-type tag, so there only imbalanced-learn's
+        # pipeline (which looks for fit_resample) knows the cleaner as a sampler
+        return {"requires_y": True, "X_types": ["2darray", "sparse"]}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "sampler"

@@ -147,8 +147,7 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
             action=self.action,
             explainer_params=self.explainer_params,
         )
-        cleaner.fit(X, y_arr, X_val=X_val, y_val=y_val)
-        X_clean, y_clean = cleaner._resample(X, y_arr)
+        X_clean, y_clean = cleaner.fit_resample(X, y_arr, X_val=X_val, y_val=y_val)
         self.cleaner_ = cleaner
         self.estimator_ = clone(self._estimator()).fit(X_clean, y_clean)
         self.classes_ = self.estimator_.classes_

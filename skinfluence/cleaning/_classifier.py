@@ -126,13 +126,18 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Training rows.
         y : array-like of shape (n_samples,)
-        X_val, y_val : trusted validation data, default=None
-            For ``method="validation_influence"``.
+            Their labels, some possibly wrong.
+        X_val : {array-like, sparse matrix, DataFrame}, default=None
+            Trusted validation rows, for ``method="validation_influence"``.
+        y_val : array-like, default=None
+            Their labels.
 
         Returns
         -------
-        self
+        self : CleanLabelsClassifier
+            Fitted on the cleaned rows.
         """
         self._validate_params()
         X = _check_input(self, X, reset=True)
@@ -154,28 +159,72 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Predicted class of each row (the final estimator's ``predict``)."""
+        """Predicted class of each row (the final estimator's ``predict``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The predicted class labels.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict(X)
 
     @available_if(_final_has("predict_proba"))
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities (the final estimator's ``predict_proba``)."""
+        """Class probabilities (the final estimator's ``predict_proba``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probability of each class, in ``classes_`` order.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict_proba(X)
 
     @available_if(_final_has("predict_log_proba"))
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
-        """Log class probabilities (the final estimator's ``predict_log_proba``)."""
+        """Log class probabilities (the final estimator's ``predict_log_proba``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Log-probability of each class, in ``classes_`` order.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_final_has("decision_function"))
     def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Decision function (the final estimator's ``decision_function``)."""
+        """Decision function (the final estimator's ``decision_function``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The final estimator's decision values.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.decision_function(X)

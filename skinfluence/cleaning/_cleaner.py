@@ -312,14 +312,19 @@ class InfluenceLabelCleaner(BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            The rows whose labels to check.
         y : array-like of shape (n_samples,)
             The labels to check.
-        X_val, y_val : trusted validation rows and labels, default=None
-            Required by ``method="validation_influence"``, ignored otherwise.
+        X_val : {array-like, sparse matrix, DataFrame}, default=None
+            Trusted validation rows; required by ``method="validation_influence"``,
+            ignored otherwise.
+        y_val : array-like, default=None
+            Their labels.
 
         Returns
         -------
-        self
+        self : InfluenceLabelCleaner
+            With ``scores_``, ``label_issues_`` and the flagged rows.
         """
         self._validate_params()
         rule = _validate_flag_rule(self.fraction, self.n_flag, self.threshold)
@@ -401,8 +406,13 @@ class InfluenceLabelCleaner(BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            The rows whose labels to check.
         y : array-like of shape (n_samples,)
-        X_val, y_val : trusted validation data for ``method="validation_influence"``.
+            The labels to check.
+        X_val : {array-like, sparse matrix, DataFrame}, default=None
+            Trusted validation rows, for ``method="validation_influence"``.
+        y_val : array-like, default=None
+            Their labels.
 
         Returns
         -------

@@ -20,13 +20,17 @@ test: install
 	$(BIN)/python -m ruff format --check skinfluence tests examples benchmarks
 	$(BIN)/python -m pytest -n 2 -q
 
-# the oldest scikit-learn we support, in its own environment
+# the lowest versions pyproject.toml allows (numpy 1.x, scikit-learn 1.5, ...),
+# pinned in .ci/oldest-constraints.txt, in their own environment; pip moves an
+# existing environment to the pins. Needs Python 3.10 or 3.11 (no numpy 1.24
+# wheels for 3.12+).
 OLDEST := .venv-oldest
+OLDEST_PINS := .ci/oldest-constraints.txt
 test-oldest:
 	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST)/bin/python -m pip install --quiet "scikit-learn==1.5.2" "numpy<2.1" -e ".[test]"
-	$(OLDEST)/bin/python -m pytest -n 2 -q -p no:cacheprovider --ignore=tests/test_examples.py
+	$(OLDEST)/bin/python -m pip install --quiet -c $(OLDEST_PINS) -e ".[test]"
+	SKINFLUENCE_PINNED=$(OLDEST_PINS) $(OLDEST)/bin/python -m pytest -n 2 -q -p no:cacheprovider --ignore=tests/test_examples.py
 
 lint: install
 	$(BIN)/python -m ruff check skinfluence tests examples benchmarks

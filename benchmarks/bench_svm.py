@@ -66,8 +66,9 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skinfluence import InfluenceExplainer  # noqa: E402
+from skinfluence.retraining import agreement  # noqa: E402
+from skinfluence.solvers._active_set import hinge_kkt  # noqa: E402
 from skinfluence.solvers._decremental import DecrementalPath  # noqa: E402
-from skinfluence.validation import agreement  # noqa: E402
 
 TEMPERATURES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 K_ROWS = 30  # most influential rows per method (paper: 30-40)
@@ -284,7 +285,7 @@ def run_split(label, data, est, family, seed, temperatures, n_jobs):
     # after ``cap`` events; the hinge optimum's active set does not depend on t
     exp0 = InfluenceExplainer(est).fit(Xtr, ytr)
     theta0 = np.asarray(exp0.state_.theta)
-    kkt = exp0._hinge_kkt()
+    kkt = hinge_kkt(exp0.state_)
     paths = {
         cap: DecrementalPath.on_design(exp0.state_, kkt, max_events=cap) for cap in (None, 0, 1, 2)
     }

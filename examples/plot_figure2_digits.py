@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 
 from skinfluence import InfluenceExplainer
 from skinfluence.plotting import AgreementDisplay
-from skinfluence.validation import leave_one_out
+from skinfluence.retraining import leave_one_out
 
 NON_INTERACTIVE = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 

@@ -40,7 +40,7 @@ from sklearn.svm import LinearSVC
 
 from skinfluence import InfluenceExplainer
 from skinfluence.plotting import AgreementDisplay
-from skinfluence.validation import leave_one_out
+from skinfluence.retraining import leave_one_out
 
 NON_INTERACTIVE = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 

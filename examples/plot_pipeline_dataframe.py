@@ -38,7 +38,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skinfluence import InfluenceExplainer
-from skinfluence.validation import leave_one_out
+from skinfluence.retraining import leave_one_out
 
 
 def load_frame():

@@ -21,6 +21,7 @@ _LAZY = {
     "InfluenceLabelCleaner": ".cleaning",
     "NotAtOptimumWarning": "._explainer",
     "TabularPreprocessor": ".preprocessing",
+    "register_estimator": ".objectives._registry",
     "supported_estimators": ".objectives._registry",
 }
 
@@ -31,6 +32,7 @@ __all__ = [
     "InfluenceLabelCleaner",
     "NotAtOptimumWarning",
     "TabularPreprocessor",
+    "register_estimator",
     "supported_estimators",
     "__version__",
 ]
@@ -38,7 +40,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from ._explainer import InfluenceExplainer, NotAtOptimumWarning
     from .cleaning import CleanLabelsClassifier, InfluenceLabelCleaner
-    from .objectives._registry import supported_estimators
+    from .objectives._registry import register_estimator, supported_estimators
     from .preprocessing import TabularPreprocessor
     from .solvers import ConvergenceError
 

@@ -67,6 +67,10 @@ def astype(a, dtype, xp):
     matrices stay sparse."""
     if sp.issparse(a):
         return a if a.dtype == dtype else a.astype(dtype)
+    if isinstance(a, np.ndarray):
+        # the method, not ``xp.astype``: ``xp`` may be NumPy itself, which has
+        # no ``astype`` function before NumPy 2.0
+        return a.astype(dtype, copy=False)
     return xp.astype(a, dtype, copy=False)
 
 

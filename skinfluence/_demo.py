@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._explainer import InfluenceExplainer
-from .validation import leave_one_out
+from .retraining import leave_one_out
 
 
 def _table(rows, header):

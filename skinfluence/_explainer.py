@@ -11,38 +11,41 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
-from sklearn.base import BaseEstimator
+from pandas import isna as pd_isna
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils.validation import check_array, validate_data
 
 from ._backend import (
     asarray,
     astype,
-    block_slices,
-    dense_rows,
     float_dtype,
     get_namespace,
     is_cupy,
     is_numpy,
     is_sparse,
-    rows_per_block,
     to_numpy,
 )
-from .objectives import RowGradients
+from ._compat import HasMethods, Interval, Options, StrOptions, _check_sample_weight
 from .objectives._registry import spec_for
-from .solvers import SOLVERS, HessianOperator, RowSpaceInverse
-from .solvers._active_set import ActiveSetInverse, hinge_kkt
-from .solvers._decremental import DecrementalPath
+from .removal import (
+    APPROXIMATIONS,
+    BlockBudget,
+    FitContext,
+    Setting,
+    TestQuery,
+    effect_of_shifts,
+    family,
+    row_space,
+    rule_for,
+)
 
 
 class NotAtOptimumWarning(UserWarning):
     """The fitted parameters are not a stationary point of the training objective."""
-
-
-#: parameter count up to which solver="auto" factors the dense Hessian
-EXACT_MAX_PARAMS = 4000
 
 
 #: a result array: NumPy for NumPy, pandas or SciPy input, else the input's
@@ -51,14 +54,35 @@ Array = Any
 Target = Literal["loss", "prediction"]
 
 
+def _numeric_targets(y, name):
+    """A regressor's targets as floats, or a clear error."""
+    try:
+        return y.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be numeric for a regressor; got values of dtype {y.dtype} "
+            f"({exc}). Pass the numeric targets the model was fitted on."
+        ) from None
+
+
 def split_pipeline(estimator):
     """``(feature map or None, final estimator)``; earlier pipeline steps are a
-    fixed feature map."""
+    fixed feature map. A ``FrozenEstimator`` is explained as the estimator it
+    wraps."""
+    estimator = _unfrozen(estimator)
     if isinstance(estimator, Pipeline):
         if len(estimator.steps) == 1:
             return None, estimator.steps[-1][1]
-        return estimator[:-1], estimator.steps[-1][1]
+        return estimator[:-1], _unfrozen(estimator.steps[-1][1])
     return None, estimator
+
+
+def _unfrozen(estimator):
+    """The fitted estimator inside ``sklearn.frozen.FrozenEstimator``
+    (scikit-learn >= 1.6), which keeps it fitted through ``clone``."""
+    if type(estimator).__name__ == "FrozenEstimator" and hasattr(estimator, "estimator"):
+        return estimator.estimator
+    return estimator
 
 
 def _resolve_namespace(device, X):
@@ -219,7 +243,7 @@ class InfluenceExplainer(BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"})],
-        "approximation": [StrOptions({"influence", "newton", "path"})],
+        "approximation": [StrOptions(set(APPROXIMATIONS))],
         "damping": [Interval(Real, 0, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "hinge": [StrOptions({"active_set", "smoothed"})],
@@ -257,6 +281,16 @@ class InfluenceExplainer(BaseEstimator):
         self.max_block_bytes = max_block_bytes
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # influence on the loss needs the labels
+        tags.input_tags.sparse = True  # SciPy sparse rows stay sparse (CPU)
+        tags.array_api_support = True  # CuPy and array-API input stay in their namespace
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"requires_y": True, "array_api_support": True, "X_types": ["2darray", "sparse"]}
+
     # ------------------------------------------------------------------ fit
     @_with_memory_advice
     def fit(
@@ -269,16 +303,26 @@ class InfluenceExplainer(BaseEstimator):
         X : array-like, sparse matrix or DataFrame of shape (n_train, n_features)
             The data the estimator was fitted on.
         y : array-like of shape (n_train,) or (n_train, n_targets)
+            The targets the estimator was fitted on.
         sample_weight : array-like of shape (n_train,), default=None
             The weights the estimator was fitted with.
 
         Returns
         -------
-        self
+        self : InfluenceExplainer
+            The fitted explainer.
         """
         self._validate_params()
         feature_map, final = split_pipeline(self.estimator)
-        check_is_fitted(self.estimator)
+        try:
+            check_is_fitted(self.estimator)
+        except NotFittedError as exc:
+            raise NotFittedError(
+                f"{exc} InfluenceExplainer explains a fitted estimator and never fits "
+                "it. If it was fitted and then cloned (clone(), GridSearchCV, "
+                "cross_validate), wrap it as InfluenceExplainer(FrozenEstimator(model)) "
+                "(sklearn.frozen, scikit-learn >= 1.6): a frozen estimator survives clone."
+            ) from None
         validate_data(self, X, reset=True, skip_check_array=True)
         spec = spec_for(final, temperature=self.temperature)
         Xf = self._features(X, feature_map, final)
@@ -291,156 +335,61 @@ class InfluenceExplainer(BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, Xf, dtype=np.float64)
         self.feature_map_ = feature_map
+        self._train_index = getattr(X, "index", None) if hasattr(X, "iloc") else None
         self._X_features = Xf
         self._y = y
         self._sample_weight = sample_weight
-        self._build()
+        self._build(spec)
         return self
 
-    def _build(self):
-        """Objective, solver and row gradients from the stored training features."""
-        _, final = split_pipeline(self.estimator)
+    def _build(self, spec):
+        """Objective, state and removal model from the stored training features.
+
+        The removal model -- how removing rows is computed -- comes from the
+        policy table (:data:`skinfluence.removal.POLICY`), which also refuses
+        combinations that do not apply."""
         Xf, y, sample_weight = self._X_features, self._y, self._sample_weight
-        spec = spec_for(final, temperature=self.temperature)
         xp = _resolve_namespace(self.device, Xf)
+        work_dtype = float_dtype(np.dtype(self.dtype).name, xp)
+        budget = BlockBudget(self.max_block_bytes, np.dtype(self.dtype).itemsize)
+        n_train = Xf.shape[0]
+        in_rows = row_space(spec, solver=self.solver, hinge=self.hinge, n_train=n_train, xp=xp)
+        space = "rows" if in_rows else "parameters"
+        setting = Setting(
+            family(spec, hinge=self.hinge, space=space),
+            space,
+            self.approximation,
+            budget.itemsize < 8,
+        )
+        rule = rule_for(setting, type(spec.estimator).__name__, self.hinge)
+        spec = spec.prepared(Xf, row_space=in_rows, kernel_block_bytes=budget.kernel_bytes)
         self.spec_ = spec
         self.xp_ = xp
-        self._work_dtype = float_dtype(np.dtype(self.dtype).name, xp)
-        self.n_train_ = Xf.shape[0]
-        spec.row_space = self._uses_row_space(spec, Xf.shape[0], xp)
-        spec.kernel_block_bytes = max(1, self.max_block_bytes // 8)
-        spec.prepare(Xf)
-        theta = asarray(spec.theta(), xp, self._work_dtype)
-        self.objective_ = spec.objective(self._to_xp(Xf), y, sample_weight, xp)
-        self.state_ = self.objective_.at(theta)
-        kkt = None if spec.row_space else self._hinge_kkt()
-        self._check_dtype_applies(kkt)
-        # hinge kernel models in row space: the decremental path is the solver
-        path = self._row_space_path() if spec.row_space and not spec.smooth else None
-        if path is not None:
-            self.stationarity_ = path.kkt_residual
-        else:
-            self.stationarity_ = self._stationarity(kkt)
-        self._warn_if_not_optimal(final)
-        self.solver_ = path if path is not None else self._make_solver(kkt)
-        self._row_gradients = self.state_.row_gradients()
-        self._leverage_cache = None
-        self._removal_shifts = None
-        # "path": the test function at the refitted outputs; else linearised
-        self._removal_exact = self.approximation == "path"
-        if path is not None:
-            self._removal_shifts = path.shifts()
-        elif self.approximation == "path":
-            path = DecrementalPath.on_design(self.state_, kkt, damping=self.damping)
-            self._removal_shifts = path.shifts()
-            self.solver_.report.details["path_events"] = int(path.events_.sum())
-        if isinstance(self.solver_, ActiveSetInverse):
-            # bound rows keep their full hinge gradient; margin rows are handled
-            # exactly by the KKT system (see _row_block)
-            bound = self.solver_.bound_gradient[:, None]
-            self._row_gradients = RowGradients(self.state_.design, bound)
-        if self.approximation == "newton":
-            self._row_gradients = self._newton_row_gradients(self._row_gradients)
-        if self._materialize_gradients():
-            self._row_gradients = self._row_gradients.materialized()
-
-    def _materialize_gradients(self) -> bool:
-        """Hold the training gradients ``G`` (n_train x n_params) when they fit
-        in one memory block: influence is then a single GEMM per block, with
-        no per-row scaling pass."""
-        design = self.state_.design
-        if self.spec_.row_space:
-            return False  # influence comes from output responses or removal shifts
-        size = self.n_train_ * design.n_params * self._itemsize
-        return design.dense and size <= self.max_block_bytes
-
-    @property
-    def _itemsize(self) -> int:
-        return np.dtype(self.dtype).itemsize
-
-    def _check_dtype_applies(self, kkt):
-        """Refuse float32 where the work is a small, badly conditioned system
-        rather than passes over the rows."""
-        if self._itemsize == 8:
-            return
-        if self.spec_.row_space:
-            what = "a kernel model explained in row space (solver='cg' or beyond 3000 rows)"
-            fix = "or solver='exact' with at most 3000 training rows"
-        elif self.approximation == "path":
-            what, fix = "approximation='path'", "or approximation='influence'"
-        elif self._uses_active_set(kkt):
-            what, fix = "hinge='active_set'", "or hinge='smoothed'"
-        else:
-            return
-        raise ValueError(
-            f"dtype='float32' does not apply to {what}: its small KKT or row-space "
-            f"systems need float64. Pass dtype='float64', {fix}."
-        )
-
-    def _uses_row_space(self, spec, n_train, xp) -> bool:
-        """Kernel ridge with CG, or beyond ``exact_max`` rows with
-        ``solver="auto"``, is explained in row space: no feature map and
-        nothing ``n x n`` in memory (kernel values are evaluated on demand)."""
-        if not (getattr(spec, "supports_row_space", False) and is_numpy(xp)):
-            return False
-        if not spec.smooth and self.hinge != "active_set":
-            return False  # the smoothed hinge keeps the kernel features
-        return self.solver == "cg" or (self.solver == "auto" and n_train > spec.exact_max)
-
-    def _refuse_newton_for_hinge(self):
-        if self.approximation == "newton":
-            raise ValueError(
-                "approximation='newton' does not apply to hinge='active_set' (its "
-                "margin rows are removed exactly); use approximation='path' for the "
-                "exact effect of removals, or approximation='influence'."
-            )
-
-    def _row_space_path(self):
-        """The decremental path of a hinge kernel model in row space: first
-        order (stopped before the first event) or exact (``"path"``)."""
-        self._refuse_newton_for_hinge()
-        fitted = self._kernel_penalty_strength()
-        return DecrementalPath.in_row_space(
-            self.state_,
-            self.spec_.training_kernel(),
-            fitted + self.damping,
-            fitted,
+        self._work_dtype = work_dtype
+        self._budget = budget
+        self.n_train_ = n_train
+        X_work = self._to_xp(Xf)
+        self.objective_ = spec.objective(X_work, y, sample_weight, xp)
+        self.state_ = self.objective_.at(asarray(spec.theta(), xp, work_dtype))
+        context = FitContext(
+            spec=spec,
+            state=self.state_,
+            data=(X_work, y, sample_weight),
+            budget=budget,
+            solver=self.solver,
+            solver_options=dict(self.solver_options or {}),
             damping=self.damping,
-            max_events=None if self.approximation == "path" else 0,
+            verbose=self.verbose,
         )
-
-    def _row_space_solver(self):
-        state, spec = self.state_, self.spec_
-        D = to_numpy(state.D)
-        d = D[:, 0, 0]
-        K = D.shape[1]
-        # the outputs share one Hessian block only with curvature d_i I per row
-        if not np.allclose(D, d[:, None, None] * np.eye(K)[None], rtol=1e-12, atol=0):
-            raise ValueError("row-space influence needs the same curvature for every output")
-        options = dict(self.solver_options or {})
-        options.setdefault("verbose", self.verbose)
-        # the preconditioner's n x r factor (and its growth copy) within the budget
-        n = self.n_train_
-        options.setdefault("preconditioner_rank", min(500, self.max_block_bytes // (16 * n)))
-        return RowSpaceInverse(
-            spec.training_kernel(),
-            spec.kernel_diagonal,
-            d,
-            self._kernel_penalty_strength() + self.damping,
-            **options,
-        )
-
-    def _kernel_penalty_strength(self) -> float:
-        """``lambda`` of a kernel model in row space: the penalty ``lambda
-        beta^T K beta / 2`` it was fitted with (one for every output)."""
-        penalty = float(np.ravel(self.spec_.coef_penalty)[0])
-        return self.objective_.total_strength * penalty
+        self.removal_ = rule.build(context)
+        self.solver_ = self.removal_.solver
+        self.stationarity_ = self.removal_.stationarity
+        self._warn_if_not_optimal(split_pipeline(self.estimator)[1])
 
     #: fitted attributes rebuilt from the training features on unpickling
     #: (they hold array namespaces, which are modules and cannot be pickled)
-    _REBUILT = ("spec_", "xp_", "_work_dtype", "n_train_", "objective_", "state_")
-    _REBUILT += ("stationarity_",)
-    _REBUILT += ("solver_", "_row_gradients", "_leverage_cache", "_removal_shifts")
+    _REBUILT = ("spec_", "xp_", "_work_dtype", "_budget", "n_train_", "objective_", "state_")
+    _REBUILT += ("stationarity_", "solver_", "removal_")
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -455,7 +404,8 @@ class InfluenceExplainer(BaseEstimator):
         if fitted:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotAtOptimumWarning)  # said at fit time
-                self._build()
+                _, final = split_pipeline(self.estimator)
+                self._build(spec_for(final, temperature=self.temperature))
 
     def _features(self, X, feature_map, final):
         if feature_map is not None:
@@ -501,36 +451,33 @@ class InfluenceExplainer(BaseEstimator):
         if y is None:
             raise ValueError(f"{name} is required")
         y = np.asarray(to_numpy(y) if not hasattr(y, "to_numpy") else y.to_numpy())
-        if y.shape[0] != n:
-            raise ValueError(
-                f"{name} has {y.shape[0]} rows but X has {n}; pass the targets of the same rows."
-            )
-        if not spec.is_classifier:
-            y = y.astype(np.float64)
-            if not np.all(np.isfinite(y)):
-                raise ValueError(f"{name} contains NaN or infinity.")
-        else:
+        if y.ndim == 0 or y.shape[0] != n:
+            got = "a scalar" if y.ndim == 0 else f"{y.shape[0]} rows"
+            raise ValueError(f"{name} has {got} but X has {n}; pass the targets of the same rows.")
+        expected = spec.n_outputs
+        if spec.is_classifier:
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]  # a column vector of labels, as scikit-learn accepts
+            if y.ndim != 1:
+                raise ValueError(
+                    f"{name} has shape {y.shape}; a classifier's labels are one column: "
+                    f"pass an array of shape ({n},)."
+                )
             spec.class_index(y)  # raises on unknown labels
+            return y
+        y = y.astype(np.float64) if y.dtype.kind in "biuf" else _numeric_targets(y, name)
+        if expected == 1 and y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        shape_ok = (y.ndim == 1 and expected == 1) or (y.ndim == 2 and y.shape[1] == expected)
+        if not shape_ok:
+            want = f"({n},)" if expected == 1 else f"({n}, {expected})"
+            raise ValueError(
+                f"{name} has shape {y.shape}, but {type(spec.estimator).__name__} predicts "
+                f"{expected} target(s) per row: pass an array of shape {want}."
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{name} contains NaN or infinity.")
         return y
-
-    def _hinge_kkt(self):
-        """The hinge's KKT split of a single-output hinge-type fit, or None.
-
-        Shared by the stationarity check and the active-set solver."""
-        state = self.state_
-        if self.spec_.smooth or state.design.n_outputs != 1:
-            return None
-        if not hasattr(state.objective.loss, "kink_distance"):
-            return None
-        return hinge_kkt(state)
-
-    def _stationarity(self, kkt):
-        """How far the fitted parameters are from an optimum of the objective."""
-        if self.spec_.smooth:
-            return self.state_.stationarity()
-        # hinge-type losses: the smoothed loss is not stationary at the hinge
-        # optimum by construction; check the hinge's KKT conditions instead
-        return kkt["residual"] if kkt is not None else float("nan")
 
     def _warn_if_not_optimal(self, final):
         tol = 1e-3
@@ -543,44 +490,10 @@ class InfluenceExplainer(BaseEstimator):
                 "/ larger max_iter, or check that X, y and sample_weight are those the "
                 "model was fitted on.",
                 NotAtOptimumWarning,
-                stacklevel=3,
+                stacklevel=5,  # the caller of fit, through the memory-advice wrapper
             )
-
-    def _solver_name(self):
-        if self.solver != "auto":
-            return self.solver
-        return "exact" if self.state_.n_params <= EXACT_MAX_PARAMS else "cg"
-
-    def _uses_active_set(self, kkt):
-        return (
-            self.hinge == "active_set" and kkt is not None and self.state_.objective.shares is None
-        )
-
-    def _make_solver(self, kkt):
-        if self._uses_active_set(kkt):
-            self._refuse_newton_for_hinge()
-            return ActiveSetInverse(HessianOperator(self.state_, self.damping), kkt=kkt)
-        if self.approximation == "path":
-            raise ValueError(
-                "approximation='path' follows the solution path of a hinge-type model "
-                "(LinearSVC(loss='hinge'), SVC, SVR, LinearSVR(loss='epsilon_insensitive')) "
-                f"with hinge='active_set'; {type(self.spec_.estimator).__name__} with "
-                f"hinge={self.hinge!r} is not one. Use approximation='newton' for smooth "
-                "objectives."
-            )
-        if self.spec_.row_space:
-            return self._row_space_solver()
-        operator = HessianOperator(self.state_, self.damping)
-        name = self._solver_name()
-        options = dict(self.solver_options or {})
-        if name in ("cg", "lissa"):
-            options.setdefault("verbose", self.verbose)
-        return SOLVERS[name](operator, **options)
 
     # ------------------------------------------------------------ internals
-    def _rows_budget(self, n_cols):
-        return rows_per_block(n_cols, self.max_block_bytes, self._itemsize)
-
     def _test_function(self, target, y, n):
         spec = self.spec_
         if target == "loss":
@@ -594,7 +507,7 @@ class InfluenceExplainer(BaseEstimator):
             return spec.prediction, spec.prediction_targets(y, n)
         raise ValueError(f"target must be 'loss' or 'prediction', got {target!r}")
 
-    def _prepare_test(self, X_test, y_test, target):
+    def _prepare_test(self, X_test, y_test, target) -> TestQuery:
         check_is_fitted(self, "solver_")
         _, final = split_pipeline(self.estimator)
         Xf = self._features(X_test, self.feature_map_, final)
@@ -602,117 +515,58 @@ class InfluenceExplainer(BaseEstimator):
             y_test = self._check_targets(y_test, Xf.shape[0], self.spec_, name="y_test")
         func, Y = self._test_function(target, y_test, Xf.shape[0])
         design = self.spec_.make_design(self._to_xp(Xf), self.xp_)
-        return design, func, asarray(Y, self.xp_, self._work_dtype)
+        return TestQuery(design, func, asarray(Y, self.xp_, self._work_dtype))
 
-    def _test_gradients(self, design, func, Y, rows):
-        """Test-function gradients ``[grad L(z_j)]`` for a slice ``rows``: (n_params, b)."""
-        sub = design.take(rows)
-        return sub.expand(func.gradient(Y[rows, ...], sub.predict(self.state_.theta)))
+    def _training_rows(self, rows):
+        """Training rows as a ``slice`` (all of them) or sorted-as-given
+        integer indices; boolean masks of length ``n_train`` are accepted."""
+        if rows is None:
+            return slice(0, self.n_train_)
+        rows = np.asarray(to_numpy(rows) if not hasattr(rows, "to_numpy") else rows.to_numpy())
+        if rows.dtype == bool:
+            if rows.shape != (self.n_train_,):
+                raise ValueError(
+                    f"a boolean rows mask must have one entry per training row "
+                    f"({self.n_train_}); got shape {rows.shape}."
+                )
+            return np.flatnonzero(rows)
+        if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+            raise ValueError(
+                "rows must be integer positions of training rows (or a boolean mask of "
+                f"length {self.n_train_}); got an array of dtype {rows.dtype} and shape "
+                f"{rows.shape}."
+            )
+        rows = rows.astype(np.int64)
+        bad = (rows < -self.n_train_) | (rows >= self.n_train_)
+        if np.any(bad):
+            raise ValueError(
+                f"rows {rows[bad][:5].tolist()} are out of range for {self.n_train_} "
+                "training rows."
+            )
+        return np.where(rows < 0, rows + self.n_train_, rows)
 
-    def _factors(self, test, rows):
-        """The test side of the influence for test rows ``rows``, solved once
-        per test block: ``-H^{-1} G`` and, for the active-set hinge, the margin
-        rows' part ``-T^T G``. With ``approximation="path"``: the test rows'
-        design columns and what evaluating the test function there needs."""
-        design, func, Y = test
-        if self._removal_shifts is not None:
-            sub = design.take(rows)
-            xp = self.xp_
-            columns = sub.expand(xp.ones((sub.n_samples, 1), dtype=self._work_dtype))
-            return columns, (func, Y[rows, ...], sub.predict(self.state_.theta))
-        if isinstance(self.solver_, RowSpaceInverse):
-            # the training rows' outputs respond to -H^{-1} g_j, g_j = phi(x_j) t_j
-            # per output: (n_train, K, m), from the test rows' kernel columns
-            sub = design.take(rows)
-            T = func.gradient(Y[rows, ...], sub.predict(self.state_.theta))
-            E = self.solver_.responses(sub.blocks[0].T.dense())
-            return -E[:, None, :] * T.T[None, :, :], None
-        G = self._test_gradients(design, func, Y, rows)
-        F = -self.solver_.solve(G)
-        if isinstance(self.solver_, ActiveSetInverse):
-            return F, -self.solver_.margin_solve(G)
-        return F, None
-
-    def _row_block(self, factors, rows, out=None):
-        """Influence of training rows ``rows`` (a slice) on the test rows behind
-        ``factors``, transposed: (n_rows, m); written into ``out`` if given."""
-        xp = self.xp_
-        F, margin = factors
-        if self._removal_shifts is not None:
-            block = self._removal_effect(rows, F, *margin)
-        elif isinstance(self.solver_, RowSpaceInverse):
-            # F holds the training outputs' responses A_i H^{-1} g_j: pair them with u_i
-            grads = self._row_gradients.take(rows)
-            block = xp.sum(grads.U[:, :, None] * F[rows, ...], axis=1)
-        else:
-            block = self._gradient_block(rows, F, margin, out)
-        if out is not None and block is not out:
-            out[...] = block
-        return block
-
-    def _gradient_block(self, rows, F, margin, out):
-        """``G_rows F`` plus, for the active-set hinge, the margin rows' part;
-        one in-place GEMM into ``out`` where it can be."""
-        xp = self.xp_
-        grads = self._row_gradients.take(rows)
-        if out is not None and is_numpy(xp) and self._gemm_into_output(grads, F):
-            # one GEMM written in place; the block's gradients, if formed here,
-            # are no larger than its output
-            block = np.matmul(grads.dense(), F, out=out)
-        else:
-            block = grads.dot(F)
-        if margin is not None:
-            margin_rows = self.solver_.margin_rows
-            hit = np.flatnonzero((margin_rows >= rows.start) & (margin_rows < rows.stop))
-            if hit.size:
-                n_rows = rows.stop - rows.start
-                select = np.zeros((n_rows, hit.size))
-                select[margin_rows[hit] - rows.start, np.arange(hit.size)] = 1.0
-                scale = xp.take(self.solver_._margin_scale, xp.asarray(hit), axis=0)
-                part = xp.take(margin, xp.asarray(hit), axis=0) * scale[:, None]
-                block = block + asarray(select, xp) @ part
-        return block
-
-    def _removal_effect(self, rows, columns, func, Y, z):
-        """``-(L(z_j + dz_ji) - L(z_j))`` for training rows ``rows`` (a slice):
-        the test function at the outputs of the model refitted without row
-        ``i``, found by the decremental path, (n_rows, m)."""
-        xp = self.xp_
-        dZ = self._removal_shifts.take(rows).T @ columns  # (r, m) output changes
-        if not self._removal_exact:  # first order: the test function's gradient
-            return -dZ * func.gradient(Y, z)[:, 0][None, :]
-        r, m = dZ.shape
-        Z = xp.reshape(z[:, 0][None, :] + dZ, (r * m, 1))
-        Yr = xp.reshape(xp.broadcast_to(Y[None, ...], (r, *Y.shape)), (r * m, *Y.shape[1:]))
-        after = xp.reshape(func.value(Yr, Z), (r, m))
-        return -(after - func.value(Y, z)[None, :])
-
-    def _gemm_into_output(self, grads, F) -> bool:
-        if grads.matrix is not None:
-            return True
-        return grads.design.dense and self.state_.n_params <= F.shape[1]
-
-    def _blocks(self, test, *, output_held=False):
-        """Yield ``(test_rows, train_rows, factors)`` covering the influence
-        matrix in blocks of bounded memory; factors are solved once per test
-        block. ``test`` is what :meth:`_prepare_test` returns.
+    def _blocks(self, query: TestQuery, train=None, *, output_held=False):
+        """Yield ``(test_rows, train_block, positions, factors)`` covering the
+        influence matrix in blocks of bounded memory; factors are solved once
+        per test block. ``train`` is :meth:`_training_rows`' answer;
+        ``positions`` are the block's columns of the result.
 
         Unless the caller already holds the whole ``n_test x n_train`` output
         (``output_held``), a test block is also small enough for its row of
         ``n_train`` results to fit the budget."""
-        design, func, Y = test
-        n_test, n_train = design.n_samples, self.n_train_
+        removal, budget = self.removal_, self._budget
+        train = slice(0, self.n_train_) if train is None else train
+        n_test = query.n_samples
+        n_rows = train.stop - train.start if isinstance(train, slice) else train.size
         P = self.state_.n_params
         # factors and test gradients: 2 P numbers per test row
-        per_test_row = 2 * P if output_held else max(2 * P, n_train)
-        test_block = max(1, min(n_test, self._rows_budget(per_test_row)))
-        for test_rows in block_slices(n_test, test_block):
-            factors = self._factors(test, test_rows)
-            width = (test_rows.stop - test_rows.start) * max(1, design.n_outputs)
-            if self._removal_shifts is not None:
-                width = max(width, P)  # a block of removals forms its parameter changes
-            for train_rows in block_slices(n_train, max(1, self._rows_budget(width))):
-                yield test_rows, train_rows, factors
+        per_test_row = 2 * P if output_held else max(2 * P, n_rows)
+        for test_rows in budget.slices(n_test, per_test_row):
+            factors = removal.test_factors(query, test_rows)
+            width = (test_rows.stop - test_rows.start) * max(1, query.design.n_outputs)
+            for positions in budget.slices(n_rows, removal.training_width(width)):
+                block = positions if isinstance(train, slice) else train[positions]
+                yield test_rows, block, positions, factors
 
     def _output(self, A):
         """NumPy for NumPy input (also after GPU work); the input's namespace otherwise."""
@@ -726,13 +580,19 @@ class InfluenceExplainer(BaseEstimator):
     # --------------------------------------------------------------- public
     @_with_memory_advice
     def influence(
-        self, X_test: ArrayLike, y_test: ArrayLike | None = None, *, target: Target = "loss"
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        *,
+        target: Target = "loss",
+        rows: ArrayLike | None = None,
     ) -> Array:
         """Influence of every training row on each test row.
 
         Parameters
         ----------
         X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
         y_test : array-like of shape (n_test,), default=None
             Required for ``target="loss"``.
         target : {"loss", "prediction"}, default="loss"
@@ -742,20 +602,29 @@ class InfluenceExplainer(BaseEstimator):
             predicted probability of class ``y_test`` (or of the positive class)
             for probabilistic classifiers, the decision function otherwise, the
             prediction for regressors.
+        rows : array-like of int or bool, default=None
+            Training rows to compute (positions, or a boolean mask of length
+            ``n_train``); all by default. With ``approximation="refit"``
+            each row costs a few Hessian solves: pass the rows to check.
 
         Returns
         -------
-        ndarray of shape (n_test, n_train)
+        ndarray of shape (n_test, n_train) or (n_test, n_rows)
             Removing training row ``i`` changes the target quantity of test row
             ``j`` by about ``-influence[j, i]``.
         """
         check_is_fitted(self, "solver_")
         xp = self.xp_
-        test = self._prepare_test(X_test, y_test, target)
+        train = self._training_rows(rows)
+        query = self._prepare_test(X_test, y_test, target)
+        n_rows = self.n_train_ if isinstance(train, slice) else train.size
         # filled transposed, so that each block of training rows is contiguous
-        out = xp.empty((self.n_train_, test[0].n_samples), dtype=self._work_dtype)
-        for test_rows, train_rows, factors in self._blocks(test, output_held=True):
-            self._row_block(factors, train_rows, out=out[train_rows, test_rows])
+        out = xp.empty((n_rows, query.n_samples), dtype=self._work_dtype)
+        for test_rows, block, positions, factors in self._blocks(query, train, output_held=True):
+            view = out[positions, test_rows]
+            written = self.removal_.training_block(factors, block, out=view)
+            if written is not view:
+                view[...] = written
         return self._output(out.T)
 
     @_with_memory_advice
@@ -766,22 +635,38 @@ class InfluenceExplainer(BaseEstimator):
         k: int = 10,
         *,
         target: Target = "loss",
-    ) -> dict[str, np.ndarray]:
+    ) -> Bunch:
         """The ``k`` most harmful and most helpful training rows per test row,
         without holding the ``n_test x n_train`` matrix.
 
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        k : int, default=10
+            Rows to return per test row and direction (at most ``n_train``).
+        target : {"loss", "prediction"}, default="loss"
+            As in :meth:`influence`.
+
         Returns
         -------
-        dict with ``harmful_indices``, ``harmful_values`` (largest influence
-        first) and ``helpful_indices``, ``helpful_values`` (most negative
-        first), each of shape (n_test, k).
+        Bunch
+            ``harmful_indices``, ``harmful_values`` (largest influence first)
+            and ``helpful_indices``, ``helpful_values`` (most negative
+            first), each of shape (n_test, k); indices are row positions.
+            When the training rows were a DataFrame, ``harmful_labels`` and
+            ``helpful_labels`` hold its index labels of those rows.
         """
         check_is_fitted(self, "solver_")
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
         k = int(min(k, self.n_train_))
         results = {}
-        test = self._prepare_test(X_test, y_test, target)
-        for test_rows, train_rows, factors in self._blocks(test):
-            B = to_numpy(self._row_block(factors, train_rows)).T
+        query = self._prepare_test(X_test, y_test, target)
+        for test_rows, train_rows, _, factors in self._blocks(query):
+            B = to_numpy(self.removal_.training_block(factors, train_rows)).T
             idx = np.arange(train_rows.start, train_rows.stop)
             key = (test_rows.start, test_rows.stop)
             best = results.setdefault(key, {"hi": None, "lo": None})
@@ -798,37 +683,246 @@ class InfluenceExplainer(BaseEstimator):
                     np.take_along_axis(vals[0], part, 1),
                     np.take_along_axis(vals[1], part, 1),
                 )
-        out = {}
+        out = Bunch()
         for name, label, sign in (("hi", "harmful", 1.0), ("lo", "helpful", -1.0)):
             idx = np.concatenate([results[key][name][0] for key in sorted(results)], axis=0)
             val = np.concatenate([results[key][name][1] for key in sorted(results)], axis=0)
             order = np.argsort(-val, axis=1, kind="stable")
             out[f"{label}_indices"] = np.take_along_axis(idx, order, 1)
             out[f"{label}_values"] = sign * np.take_along_axis(val, order, 1)
+            if self._train_index is not None:
+                out[f"{label}_labels"] = np.asarray(self._train_index)[out[f"{label}_indices"]]
         return out
+
+    def _groups(self, groups):
+        """``(list of index arrays, labels)`` from masks / index arrays, or
+        from one label per training row (a DataFrame column's values)."""
+        n = self.n_train_
+        if groups is None:
+            raise ValueError(
+                "groups is required: a list of row masks or index arrays, or one "
+                "group label per training row (e.g. X_train['source'])."
+            )
+        if hasattr(groups, "to_numpy") or (
+            isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype != bool
+        ):
+            values = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
+            if values.shape != (n,):
+                raise ValueError(
+                    f"group labels need one value per training row ({n}); got shape "
+                    f"{values.shape}. Pass e.g. X_train['source'] for the rows fitted on."
+                )
+            if pd_isna(values).any():
+                raise ValueError("group labels contain missing values; fill them first.")
+            labels, inverse = np.unique(values, return_inverse=True)
+            members = [np.flatnonzero(inverse == g) for g in range(labels.size)]
+            labels = list(labels)
+        else:
+            members = [self._training_rows(g) for g in groups]
+            members = [np.arange(n) if isinstance(m, slice) else np.unique(m) for m in members]
+            labels = list(range(len(members)))
+        for label, rows in zip(labels, members, strict=True):
+            if rows.size == 0:
+                raise ValueError(f"group {label!r} has no rows; removing it changes nothing.")
+            if rows.size == n:
+                raise ValueError(
+                    f"group {label!r} holds every training row; without it there is nothing "
+                    "left to fit."
+                )
+            if self.spec_.is_classifier and np.unique(np.delete(self._y, rows)).size < 2:
+                raise ValueError(
+                    f"group {label!r}: the other rows hold a single class, so the model "
+                    "cannot be refitted without it."
+                )
+        return members, labels
+
+    @_with_memory_advice
+    def group_influence(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        groups=None,
+        *,
+        target: Target = "loss",
+    ) -> Array:
+        """Influence of removing whole groups of training rows at once.
+
+        ``group_influence[j, g]`` is such that removing every row of group
+        ``g`` and refitting changes test row ``j``'s loss (or prediction) by
+        about ``-group_influence[j, g]``. How, follows ``approximation``:
+
+        * ``"influence"`` -- the sum of the rows' influences (first order);
+          it understates large groups' effects (Koh, Ang, Teo & Liang 2019).
+        * ``"newton"`` -- one Newton step on the objective without the group,
+          ``Delta_G = (H - H_G)^{-1} g_G`` (class weights, penalty shares and
+          ``1/n`` recomputed; exact for least squares), with the test
+          function evaluated at the shifted outputs.
+        * ``"refit"`` -- Newton iterations to the optimum without the group.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        groups : list of array-like, or array-like of shape (n_train,)
+            Either a list of groups, each a boolean mask over the training
+            rows or their positions (groups may overlap), or one group label
+            per training row (e.g. ``X_train["source"]``), grouped by value.
+        target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
+
+        Returns
+        -------
+        ndarray of shape (n_test, n_groups)
+            Groups in the order given, or of the sorted unique labels.
+        """
+        check_is_fitted(self, "solver_")
+        members, _ = self._groups(groups)
+        return self._output(self._group_effects(X_test, y_test, members, target).T)
+
+    def _group_effects(self, X_test, y_test, members, target):
+        """``-(change of L)`` per group and test row, (n_groups, n_test)."""
+        query = self._prepare_test(X_test, y_test, target)
+        removal = self.removal_
+        factors = query.at(slice(0, query.n_samples), self.state_.theta) + (query.function,)
+        shifts = removal.group_shifts(members)
+        return effect_of_shifts(factors, shifts, removal.group_exact)
+
+    @_with_memory_advice
+    def relabel_influence(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        rows: ArrayLike | None = None,
+        labels: ArrayLike | None = None,
+        *,
+        target: Target = "loss",
+    ) -> Array:
+        """Influence of changing training labels, one row at a time.
+
+        ``relabel_influence[j, k]`` is such that giving training row
+        ``rows[k]`` the target ``labels[k]`` and refitting changes test row
+        ``j``'s loss (or prediction) by about ``-relabel_influence[j, k]``.
+        With ``approximation="influence"``: ``-H^{-1}`` times the change of
+        the objective's gradient, linear in the test function;
+        ``"newton"``: one Newton step on the relabelled objective (class
+        weights recomputed), the test function at the shifted outputs;
+        ``"refit"``: Newton iterations to the relabelled optimum. Pass the
+        rows themselves as ``X_test`` (with ``target="prediction"``) for the
+        effect on their own prediction.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        rows : array-like of int or bool
+            Training rows to relabel (positions, or a boolean mask).
+        labels : array-like of shape (n_rows,) or scalar
+            The new target of each row: a class of the classifier, or a
+            regression target.
+        target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
+
+        Returns
+        -------
+        ndarray of shape (n_test, n_rows)
+            One column per relabelled row, in the order of ``rows``.
+        """
+        check_is_fitted(self, "solver_")
+        if rows is None:
+            raise ValueError("rows is required: the training rows to relabel.")
+        rows = self._training_rows(rows)
+        rows = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+        labels = np.asarray(labels)
+        labels = np.broadcast_to(labels, rows.shape) if labels.ndim == 0 else labels
+        if labels.shape[0] != rows.size:
+            raise ValueError(
+                f"labels has {labels.shape[0]} entries for {rows.size} rows; pass one new "
+                "label per row (or one for all)."
+            )
+        labels = self._check_targets(labels, rows.size, self.spec_, name="labels")
+        query = self._prepare_test(X_test, y_test, target)
+        factors = query.at(slice(0, query.n_samples), self.state_.theta) + (query.function,)
+        shifts = self.removal_.relabel_shifts(rows, labels)
+        effect = effect_of_shifts(factors, shifts, self.removal_.group_exact)
+        return self._output(effect.T)
+
+    def most_influential_groups(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        groups=None,
+        *,
+        target: Target = "loss",
+    ):
+        """Groups of training rows ranked by their effect on a test set.
+
+        "Which data source hurts accuracy on these rows most?": each group is
+        removed at once (see :meth:`group_influence`) and its influence is
+        summed over the test rows.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        groups : list of array-like, or array-like of shape (n_train,)
+            As in :meth:`group_influence`.
+        target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per group, most harmful first: ``group`` (label or
+            position in ``groups``), ``n_rows``, ``influence`` (summed over
+            the test rows; removing the group changes the summed test loss by
+            about ``-influence``) and ``mean_influence`` (per test row).
+        """
+        import pandas as pd
+
+        check_is_fitted(self, "solver_")
+        members, labels = self._groups(groups)
+        effects = to_numpy(self._group_effects(X_test, y_test, members, target))
+        frame = pd.DataFrame(
+            {
+                "group": labels,
+                "n_rows": [rows.size for rows in members],
+                "influence": effects.sum(axis=1),
+                "mean_influence": effects.mean(axis=1),
+            }
+        )
+        return frame.sort_values("influence", ascending=False, kind="stable").reset_index(
+            drop=True
+        )
 
     @_with_memory_advice
     def self_influence(self) -> Array:
         """Predicted increase of each training row's own loss when it is removed.
 
-        ``self_influence()[i] == -influence(X_train, y_train)[i, i]``; >= 0 for
-        convex objectives. Large values mark rows the model can only fit by
-        bending towards them: candidates for label review.
+        ``self_influence()[i] == -influence(X_train, y_train)[i, i]``. Large
+        values mark rows the model can only fit by bending towards them:
+        candidates for label review.
+
+        With ``approximation="influence"`` it is the quadratic form
+        ``g_i^T H^{-1} g_i / w_i >= 0`` where the test loss is the row's own
+        training loss and the row's gradient is that loss's alone. It can be
+        slightly negative where removing the row changes more than its loss
+        term: penalty shares of mean-loss objectives (``SGD*``,
+        ``PoissonRegressor``), ``class_weight="balanced"``, or a test loss
+        other than the training loss (``HuberRegressor``'s squared error).
 
         Returns
         -------
         ndarray of shape (n_train,)
+            Own-loss increase of each training row.
         """
         check_is_fitted(self, "solver_")
-        xp = self.xp_
-        if self._removal_exact:  # the loss itself at the removal's outputs
-            loss = self.spec_.test_loss
-            Y, z = self.objective_.targets, self.state_.z
-            return self._output(loss.value(Y, self._leave_one_out_outputs()) - loss.value(Y, z))
-        # the test-loss gradient of row i is A_i^T t_i, so
-        # -influence[i, i] = t_i . (A_i H^{-1} g_i)
-        T = self.spec_.test_loss.gradient(self.objective_.targets, self.state_.z)
-        return self._output(xp.sum(T * self._own_output_shifts(), axis=1))
+        return self._output(self.removal_.self_influence(self.spec_.test_loss))
 
     @_with_memory_advice
     def training_loss(self) -> Array:
@@ -838,6 +932,7 @@ class InfluenceExplainer(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_train,)
+            Loss of each training row at the fitted model.
         """
         check_is_fitted(self, "solver_")
         state = self.state_
@@ -857,6 +952,7 @@ class InfluenceExplainer(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_train,)
+            Loss of each training row at its leave-one-out outputs.
         """
         check_is_fitted(self, "solver_")
         Z = self._leave_one_out_outputs()
@@ -875,17 +971,24 @@ class InfluenceExplainer(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_train, n_outputs)
+            Raw outputs of each training row without it.
         """
         check_is_fitted(self, "solver_")
         return self._output(self._leave_one_out_outputs())
 
     def _leave_one_out_outputs(self):
-        """``z_i + A_i H^{-1} g_i`` for every training row, (n_train, K)."""
-        return self.state_.z + self._own_output_shifts()
+        """``z_i + A_i Delta_i`` for every training row, (n_train, K)."""
+        return self.removal_.leave_one_out_outputs()
 
     @_with_memory_advice
     def influence_params(self, rows: ArrayLike | None = None) -> Array:
         """Influence of training rows on the fitted parameters.
+
+        Parameters
+        ----------
+        rows : array-like of int or bool, default=None
+            Training rows (positions, or a boolean mask of length
+            ``n_train``); all by default.
 
         Returns
         -------
@@ -896,59 +999,8 @@ class InfluenceExplainer(BaseEstimator):
             then the intercept) by about ``-influence_params[i]``.
         """
         check_is_fitted(self, "solver_")
-        rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
-        return self._output(-self._parameter_shifts(rows).T)
-
-    def _parameter_shifts(self, rows):
-        """``H^{-1} g_i``: the parameter change of removing each of ``rows``
-        (indices or a slice), (n_params, n_rows); margin rows of the
-        active-set hinge move through the KKT system."""
-        xp = self.xp_
-        if self._removal_shifts is not None:
-            return asarray(self._removal_shifts.take(rows), xp)
-        G = self._row_gradients.take(rows).dense().T
-        shift = self.solver_.solve(G)
-        if isinstance(self.solver_, ActiveSetInverse):
-            if isinstance(rows, slice):
-                rows = np.arange(rows.start, rows.stop)
-            margin = self.solver_.margin_rows
-            pos = {int(r): k for k, r in enumerate(margin)}
-            hit = [(c, pos[int(r)]) for c, r in enumerate(rows) if int(r) in pos]
-            if hit:
-                cols, ks = (np.asarray(v) for v in zip(*hit, strict=True))
-                select = np.zeros((len(margin), len(rows)))
-                select[ks, cols] = 1.0
-                shift = shift + self.solver_.margin_shifts() @ asarray(select, xp)
-        return shift
-
-    def _own_output_shifts(self):
-        """``A_i H^{-1} g_i``: how removing row ``i`` moves its own raw
-        outputs, (n_train, K). From the leverages ``M_i`` where they are cheap
-        (``M_i u_i`` plus the low-rank part), else from parameter shifts."""
-        xp = self.xp_
-        state = self.state_
-        design = state.design
-        grads = self._row_gradients
-        cheap = self._leverage_cache is not None or self.solver_.name == "exact"
-        cheap = cheap or isinstance(self.solver_, RowSpaceInverse)
-        by_leverage = not isinstance(self.solver_, ActiveSetInverse)
-        by_leverage = by_leverage and self._removal_shifts is None
-        if by_leverage and (cheap or design.n_outputs == 1):
-            M = self._leverage_cache if self._leverage_cache is not None else self._leverages()
-            shift = xp.matmul(M, grads.U[:, :, None])[:, :, 0]
-            if grads.coef is not None:
-                shift = shift + self._low_rank_output_shifts(grads)
-            return shift
-        out = []
-        for rows in block_slices(self.n_train_, self._rows_budget(2 * state.n_params)):
-            out.append(design.take(rows).rowwise(self._parameter_shifts(rows).T))
-        return xp.concat(out, axis=0)
-
-    def _low_rank_output_shifts(self, grads):
-        """``A_i H^{-1} V c_i``: the low-rank part of the row gradients (penalty
-        shares, balanced class weights) carried to each row's outputs, (n, K)."""
-        AHV = self.state_.design.forward(self.solver_.solve(grads.vecs))  # (n, K, q)
-        return self.xp_.sum(AHV * grads.coef[:, None, :], axis=2)
+        rows = self._training_rows(rows)
+        return self._output(-self.removal_.parameter_shifts(rows).T)
 
     @_with_memory_advice
     def influence_features(
@@ -967,143 +1019,91 @@ class InfluenceExplainer(BaseEstimator):
         ``i`` by ``delta`` and refitting changes the test loss by about
         ``influence_features[j, i] @ delta``.
 
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        rows : array-like of int or bool, default=None
+            Training rows (positions, or a boolean mask of length
+            ``n_train``); all by default.
+        target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
+
         Returns
         -------
         ndarray of shape (n_test, n_rows, n_features)
+            ``-d L(z_j) / d x_i`` through the refitted parameters.
         """
         check_is_fitted(self, "solver_")
-        xp = self.xp_
-        spec, state = self.spec_, self.state_
-        if self.approximation != "influence":
-            raise ValueError("influence_features supports approximation='influence' only")
-        outputs = spec.feature_outputs or list(range(state.design.n_outputs))
-        rows = np.arange(self.n_train_) if rows is None else np.asarray(rows)
-        design, func, Y = self._prepare_test(X_test, y_test, target)
-        if isinstance(self.solver_, (ActiveSetInverse, DecrementalPath)):
-            raise ValueError("influence_features needs a smooth objective; pass hinge='smoothed'")
-        F = self.solver_.solve(self._test_gradients(design, func, Y, slice(0, design.n_samples)))
-        sub = state.design.take(rows)
-        idx = xp.asarray(rows)
-        U = xp.take(state.U, idx, axis=0)
-        D = xp.take(state.D, idx, axis=0)
-        AF = sub.forward(F)  # (r, K, m): A_i f_j
-        p = spec.n_features
-        offs = state.design.offsets
-        theta = state.theta
-        result = None
-        for k in outputs:
-            Wk = theta[offs[k] : offs[k] + p]  # dz_k / dx
-            Fk = F[offs[k] : offs[k] + p, :]  # (p, m)
-            coef_term = xp.sum(AF * D[:, :, k, None], axis=1)  # (r, m): (A_i f)^T D_i e_k
-            term = (
-                coef_term[:, :, None] * Wk[None, None, :] + U[:, k, None, None] * Fk.T[None, ...]
-            )
-            result = term if result is None else result + term
-        return self._output(-xp.permute_dims(result, (1, 0, 2)))
+        spec = self.spec_
+        outputs = spec.feature_outputs or list(range(self.state_.design.n_outputs))
+        rows = self._training_rows(rows)
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop)
+        query = self._prepare_test(X_test, y_test, target)
+        influence = self.removal_.feature_influence(query, rows, outputs, spec.n_features)
+        return self._output(influence)
+
+    def retrainer(
+        self,
+        X_test: ArrayLike,
+        y_test: ArrayLike | None = None,
+        *,
+        target: Target = "loss",
+        refit_params: dict | None = None,
+    ):
+        """What real leave-one-out retraining needs, as one picklable callable.
+
+        ``retrainer(X_test, y_test)(drop)`` refits a clone of the final
+        estimator on the training rows without ``drop`` (the pipeline's
+        earlier steps stay fixed, as in the influence estimate) and returns
+        the test quantity of each test row; ``drop=None`` refits on all rows.
+        :func:`skinfluence.retraining.leave_one_out` is built on it.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+            Test rows, in the estimator's input space.
+        y_test : array-like of shape (n_test,), default=None
+            Required for ``target="loss"``.
+        target : {"loss", "prediction"}, default="loss"
+            The test quantity, as in :meth:`influence`.
+        refit_params : dict, default=None
+            Parameters set on the clone before refitting (e.g. a tighter
+            ``tol``: estimates assume exact optima, so refits should converge
+            tightly).
+
+        Returns
+        -------
+        retrainer : skinfluence.retraining.Retrainer
+            ``retrainer(drop)`` refits without ``drop`` and evaluates.
+        """
+        from .retraining import Retrainer
+
+        check_is_fitted(self, "solver_")
+        _, final = split_pipeline(self.estimator)
+        final = clone(final)
+        if refit_params:
+            final.set_params(**refit_params)
+        Xt = self._features(X_test, self.feature_map_, final)
+        if y_test is not None:
+            y_test = self._check_targets(y_test, Xt.shape[0], self.spec_, name="y_test")
+        function, targets = self._test_function(target, y_test, Xt.shape[0])
+        X, y, sw = self._X_features, self._y, self._sample_weight
+        return Retrainer(final, self.spec_, X, y, sw, Xt, function, targets)
 
     # ------------------------------------------------------- newton step
     @_with_memory_advice
     def leverages(self) -> Array:
-        """``M_i = A_i H^{-1} A_i^T`` per training row: (n_train, K, K)."""
-        check_is_fitted(self, "solver_")
-        return self._leverages()
+        """The leverages ``M_i = A_i H^{-1} A_i^T`` of the training rows.
 
-    def _leverages(self):
-        xp = self.xp_
-        design = self.state_.design
-        K = design.n_outputs
-        if isinstance(self.solver_, RowSpaceInverse):
-            return self._row_space_leverages()
-        if isinstance(self.solver_, DecrementalPath):
-            raise ValueError(
-                "leverages of a hinge kernel model explained in row space are not "
-                "available; use solver='exact' (kernel features)."
-            )
-        if K > 1 and design.shared and self.solver_.name == "exact":
-            if design.n_params <= self.n_train_:
-                return self._shared_leverages()
-        out = []
-        for rows in block_slices(self.n_train_, self._rows_budget(2 * K * design.n_params)):
-            sub = design.take(rows)
-            eye = xp.eye(K, dtype=self._work_dtype)
-            ones = xp.ones((rows.stop - rows.start, 1), dtype=self._work_dtype)
-            cols = [sub.expand(ones * eye[k : k + 1, :]) for k in range(K)]
-            half = [self.solver_.half_solve(C) for C in cols]
-            if half[0] is not None:
-                M = [[xp.sum(half[a] * half[b], axis=0) for b in range(K)] for a in range(K)]
-            else:
-                sol = [self.solver_.solve(C) for C in cols]
-                M = [[xp.sum(cols[a] * sol[b], axis=0) for b in range(K)] for a in range(K)]
-            out.append(xp.stack([xp.stack(r, axis=1) for r in M], axis=1))
-        return xp.concat(out, axis=0)
-
-    def _row_space_leverages(self):
-        """``M_i = h_i I`` with ``h_i = phi_i^T H^{-1} phi_i``: the responses to
-        the training rows' own kernel columns, a bounded block at a time (one
-        row-space solve per training row: ``O(n)`` solves in all)."""
-        xp = self.xp_
-        n, K = self.n_train_, self.state_.design.n_outputs
-        train = self.state_.design.blocks[0]
-        h = np.empty(n)
-        # conjugate gradients hold about five n x b arrays per block of b rows
-        for rows in block_slices(n, self._rows_budget(6 * n)):
-            E = self.solver_.responses(train.take_rows(rows).T.dense())
-            h[rows] = E[np.arange(rows.start, rows.stop), np.arange(rows.stop - rows.start)]
-        return asarray(h, xp)[:, None, None] * xp.eye(K, dtype=xp.float64)[None, :, :]
-
-    def _shared_leverages(self):
-        """``M_i[a, b] = x_i^T (H^{-1})_{ab} x_i`` for a design shared by all
-        ``K`` outputs: from the explicit inverse (``P^3`` once) instead of ``K``
-        solves with ``n`` right-hand sides each (``K n P^2``)."""
-        xp = self.xp_
-        design = self.state_.design
-        K, p = design.n_outputs, design.sizes[0]
-        Hinv = self.solver_.solve(xp.eye(design.n_params, dtype=self._work_dtype))
-        X = design.blocks[0]
-        out = []
-        for rows in block_slices(self.n_train_, self._rows_budget(2 * K * p)):
-            Xb = dense_rows(X[rows, ...], xp)
-            entries = {}
-            for a in range(K):  # upper triangle b >= a; M_i is symmetric
-                Y = Xb @ Hinv[a * p : (a + 1) * p, a * p :]  # x_i^T (H^-1)_{a, b>=a}
-                Y = xp.reshape(Y, (Y.shape[0], K - a, p))
-                upper = xp.sum(Y * Xb[:, None, :], axis=2)  # (b, K - a)
-                for b in range(a, K):
-                    entries[a, b] = entries[b, a] = upper[:, b - a]
-            M = [xp.stack([entries[a, b] for b in range(K)], axis=1) for a in range(K)]
-            out.append(xp.stack(M, axis=1))
-        return xp.concat(out, axis=0)
-
-    def _newton_row_gradients(self, base):
-        r"""Row gradients ``g~_i`` with ``H^{-1} g~_i = (H - H_i)^{-1} g_i``.
-
-        Woodbury with ``H_i = A_i^T D_i A_i`` and ``g_i = A_i^T u_i + V c_i``:
-        ``g~_i = A_i^T u~_i + V c_i`` with
-        ``u~_i = (I - D_i M_i)^{-1} (u_i + D_i A_i H^{-1} V c_i)``. The low-rank
-        part (penalty shares, balanced class weights: O(1/n) of ``H``) stays
-        first order. ``base`` holds the plain ``g_i``.
+        Returns
+        -------
+        ndarray of shape (n_train, K, K)
+            ``K`` outputs per row; ``1 / (1 - M_i)`` is the Newton step's
+            correction for single-output models.
         """
-        xp = self.xp_
-        state = self.state_
-        M = self._leverages()
-        self._leverage_cache = M
-        D = state.D
-        K = state.design.n_outputs
-        U = base.U
-        if base.coef is not None:
-            AHVc = self._low_rank_output_shifts(base)
-            U = U + xp.matmul(D, AHVc[:, :, None])[:, :, 0]
-        eye = xp.eye(K, dtype=U.dtype)
-        Amat = eye[None, :, :] - xp.matmul(D, M)
-        det = to_numpy(xp.linalg.det(Amat))
-        bad = ~(det > 1e-10)
-        if np.any(bad):
-            warnings.warn(
-                f"{int(bad.sum())} training row(s) have leverage 1 (the model is "
-                "undetermined without them); their Newton estimate is replaced by the "
-                "plain influence function.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            Amat = xp.where(xp.asarray(bad)[:, None, None], eye[None, :, :], Amat)
-        return base.with_U(xp.linalg.solve(Amat, U[:, :, None])[:, :, 0])
+        check_is_fitted(self, "solver_")
+        return self._output(self.removal_.leverages())

@@ -45,8 +45,15 @@ TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 #: (``validation_influence`` needs trusted rows); kept here so that the parser
 #: is built without importing scikit-learn, and checked against the package in
 #: the tests
-CLEAN_METHODS = ("loo_newton", "loo_loss", "training_loss", "self_influence")
-DEFAULT_METHOD = "loo_newton"
+CLEAN_METHODS = (
+    "iterative",
+    "loo_newton",
+    "loo_loss",
+    "training_loss",
+    "self_influence",
+    "noise_aware",
+)
+DEFAULT_METHOD = "iterative"
 
 
 class CLIError(Exception):

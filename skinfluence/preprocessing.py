@@ -22,9 +22,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils.validation import validate_data
+
+from ._compat import Interval
 
 __all__ = [
     "IdLikeColumnWarning",
@@ -214,11 +215,14 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : {DataFrame, array-like, sparse matrix} of shape (n_samples, n_features)
-        y : ignored
+            The table to learn the columns' treatment from.
+        y : None
+            Ignored; present for pipeline compatibility.
 
         Returns
         -------
         self : TabularPreprocessor
+            The fitted preprocessor.
         """
         self._validate_params()
         X = check_table(self, X, reset=True)
@@ -278,6 +282,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         Returns
         -------
         ndarray or sparse matrix of shape (n_samples, n_features_out)
+            Numeric columns standardised, the others one-hot encoded.
         """
         check_is_fitted(self, "transformer_")
         X = check_table(self, X, reset=False)
@@ -290,11 +295,13 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        input_features : ignored
+        input_features : None
+            Ignored; the names come from the columns seen in ``fit``.
 
         Returns
         -------
         ndarray of str
+            One name per encoded column.
         """
         check_is_fitted(self, "transformer_")
         if isinstance(self.transformer_, StandardScaler):

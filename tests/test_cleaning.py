@@ -25,6 +25,12 @@ from skinfluence.cleaning import (
     InfluenceLabelCleaner,
     simulate_review,
 )
+from skinfluence.cleaning._scoring import (
+    ITERATIVE_ROUNDS,
+    ITERATIVE_STEP,
+    RowScorer,
+    noise_posterior,
+)
 
 
 def _lr(**kw):
@@ -54,12 +60,22 @@ def fitted(cancer):
     X, _, y_noisy, _ = cancer
     return {
         m: InfluenceLabelCleaner(_lr(), method=m, fraction=0.1).fit(X, y_noisy)
-        for m in ("loo_loss", "loo_newton", "training_loss", "self_influence")
+        for m in (
+            "loo_loss",
+            "loo_newton",
+            "training_loss",
+            "self_influence",
+            "iterative",
+            "noise_aware",
+        )
     }
 
 
 # ---------------------------------------------------------------- finding flips
-@pytest.mark.parametrize("method", ["loo_loss", "loo_newton", "training_loss", "self_influence"])
+@pytest.mark.parametrize(
+    "method",
+    ["loo_loss", "loo_newton", "training_loss", "self_influence", "iterative", "noise_aware"],
+)
 def test_finds_far_more_flips_than_random(cancer, fitted, method):
     _, _, _, flipped = cancer
     cleaner = fitted[method]
@@ -326,3 +342,157 @@ def test_review_display(review):
     with pytest.raises(ValueError, match="needs 2 axes"):
         ReviewCurveDisplay(review).plot(ax=ax)
     plt.close("all")
+
+
+# ------------------------------------------------------------ iterative removal
+def _separable_with_flips(seed=0, n=240, p=60, separation=5.0, rate=0.1):
+    """Two Gaussian classes whose means are ``separation`` apart, n / p = 4,
+    with planted flips: the regime where a single fit bends towards flipped
+    rows (nearly separable, many parameters per row)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    mu = rng.normal(size=p)
+    mu *= separation / np.linalg.norm(mu)
+    X = rng.normal(size=(n, p)) + np.outer(2 * y - 1, mu) / 2
+    rows = rng.choice(n, int(rate * n), replace=False)
+    noisy = y.copy()
+    noisy[rows] = 1 - noisy[rows]
+    return X, y, noisy, np.sort(rows)
+
+
+def test_iterative_scores_are_losses_of_the_refitted_model():
+    """The last round's scores, recomputed from scratch: refit the final step
+    on the kept rows; kept rows get loo_newton of that model, dropped rows
+    their log-loss under it."""
+    X, _, noisy, _ = _separable_with_flips()
+    fitted = _lr().fit(X, noisy)
+    scorer = RowScorer(fitted, X, noisy)
+    scores = scorer.score("iterative")
+    dropped = scorer._cache["iterative_dropped"]
+    n = len(noisy)
+    assert 0 < dropped.sum() <= ITERATIVE_ROUNDS * round(ITERATIVE_STEP * n)
+    keep = ~dropped
+    Xf = fitted[:-1].transform(X)
+    final = clone(fitted[-1]).set_params(tol=1e-12).fit(Xf[keep], noisy[keep])
+    proba = final.predict_proba(Xf[dropped])
+    np.testing.assert_allclose(
+        scores[dropped], -np.log(proba[np.arange(dropped.sum()), noisy[dropped]]), rtol=1e-5
+    )
+    exp = InfluenceExplainer(final, approximation="newton").fit(Xf[keep], noisy[keep])
+    np.testing.assert_allclose(
+        scores[keep], exp.training_loss() + exp.self_influence(), rtol=1e-5, atol=1e-8
+    )
+    # the suggested labels come from the same model: leave-one-out predictions
+    # for kept rows, plain predictions for dropped ones
+    suggested = scorer.suggested_labels("iterative")
+    np.testing.assert_array_equal(suggested[dropped], final.predict(Xf[dropped]))
+    for i in np.flatnonzero(keep)[:3]:
+        rows = keep.copy()
+        rows[i] = False
+        refit = clone(final).fit(Xf[rows], noisy[rows])
+        assert refit.predict(Xf[i : i + 1])[0] == suggested[i]
+
+
+def test_iterative_beats_one_shot_where_the_model_memorises():
+    X, _, noisy, flipped = _separable_with_flips(seed=1)
+    found = {}
+    for method in ("loo_newton", "iterative"):
+        cleaner = InfluenceLabelCleaner(_lr(), method=method, fraction=0.1).fit(X, noisy)
+        found[method] = np.isin(np.flatnonzero(cleaner.flagged_), flipped).mean()
+    assert found["iterative"] >= found["loo_newton"] + 0.1, found
+
+
+def test_iterative_does_not_modify_the_estimator(cancer):
+    X, _, y_noisy, _ = cancer
+    est = _lr()
+    cleaner = InfluenceLabelCleaner(est, method="iterative", fraction=0.05).fit(X, y_noisy)
+    assert not hasattr(est[-1], "coef_")
+    assert cleaner.estimator_[-1].get_params()["warm_start"] is False
+    # the cleaner's fitted estimator is the fit on all rows
+    full = _lr().fit(X, y_noisy)
+    np.testing.assert_allclose(cleaner.estimator_[-1].coef_, full[-1].coef_, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- noise aware
+def test_noise_posterior_recovers_the_flip_matrix():
+    """Labels drawn from known clean probabilities through a known
+    class-conditional flip matrix: EM finds that matrix, and the posteriors
+    are Bayes' rule with it."""
+    rng = np.random.default_rng(0)
+    n, K = 20_000, 3
+    P = rng.dirichlet(np.full(K, 0.3), size=n)
+    T_true = np.array([[0.9, 0.1, 0.0], [0.0, 0.7, 0.3], [0.05, 0.05, 0.9]])
+    clean = np.array([rng.choice(K, p=p) for p in P])
+    given = np.array([rng.choice(K, p=T_true[k]) for k in clean])
+    T, R = noise_posterior(P, given)
+    np.testing.assert_allclose(T.sum(axis=1), 1.0)
+    np.testing.assert_allclose(T, T_true, atol=0.03)
+    bayes = P * T[:, given].T
+    np.testing.assert_allclose(R, bayes / bayes.sum(axis=1, keepdims=True), atol=1e-9)
+
+    # the likelihood at the estimate beats the truth's (maximum likelihood)
+    def loglik(T_):
+        return np.log((P * T_[:, given].T).sum(axis=1)).sum()
+
+    assert loglik(T) >= loglik(T_true) - 1e-6
+
+
+def test_noise_aware_scores_are_the_flip_posterior(cancer, fitted):
+    X, _, y_noisy, _ = cancer
+    cleaner = fitted["noise_aware"]
+    exp = InfluenceExplainer(cleaner.estimator_, approximation="newton").fit(X, y_noisy)
+    p1 = 1.0 / (1.0 + np.exp(-exp.leave_one_out_decision()[:, 0]))
+    P = np.column_stack([1 - p1, p1])
+    T, _ = noise_posterior(P, y_noisy)
+    given = P[np.arange(len(y_noisy)), y_noisy] * T[y_noisy, y_noisy]
+    other = P[np.arange(len(y_noisy)), 1 - y_noisy] * T[1 - y_noisy, y_noisy]
+    np.testing.assert_allclose(cleaner.scores_, other / (given + other), rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="needs class probabilities"):
+        InfluenceLabelCleaner(
+            make_pipeline(StandardScaler(), RidgeClassifier()), method="noise_aware"
+        ).fit(X, y_noisy)
+
+
+# ------------------------------------------------------------------ relabel
+def test_relabel_suggests_the_most_likely_leave_one_out_class():
+    """Multi-class: the suggested label of a flagged row is the class with the
+    highest probability under the model refitted without it."""
+    X, y = load_wine(return_X_y=True)
+    noisy, flipped = _flip(y, 0.1, seed=2)
+    cleaner = InfluenceLabelCleaner(
+        _lr(), method="loo_newton", n_flag=flipped.size, action="relabel"
+    )
+    Xr, yr = cleaner.fit_resample(X, noisy)
+    Xf = cleaner.estimator_[:-1].transform(X)
+    for i in np.flatnonzero(cleaner.flagged_)[:4]:
+        keep = np.arange(len(noisy)) != i
+        refit = clone(cleaner.estimator_[-1]).fit(Xf[keep], noisy[keep])
+        proba = refit.predict_proba(Xf[i : i + 1])[0]
+        assert cleaner.suggested_labels_[i] == refit.classes_[np.argmax(proba)]
+        assert yr[i] == cleaner.suggested_labels_[i]
+    assert np.array_equal(yr[~cleaner.flagged_], noisy[~cleaner.flagged_])
+    # relabelling the flagged rows restores most flipped labels
+    assert (yr != y).sum() <= (noisy != y).sum() / 2
+
+
+def test_iterative_relabel_fixes_flips():
+    X, y, noisy, _ = _separable_with_flips(seed=3)
+    cleaner = InfluenceLabelCleaner(_lr(), method="iterative", action="relabel")
+    _, yr = cleaner.fit_resample(X, noisy)
+    assert (yr != y).sum() < 0.3 * (noisy != y).sum()
+
+
+# -------------------------------------------------------------------- tags
+def test_cleaner_is_a_sampler_by_its_tags():
+    import sklearn
+    from imblearn.base import is_sampler
+    from sklearn_compat.utils._tags import get_tags
+
+    assert "_estimator_type" not in vars(InfluenceLabelCleaner)
+    tags = get_tags(InfluenceLabelCleaner())
+    assert tags.target_tags.required and tags.input_tags.sparse
+    # scikit-learn < 1.6 has no estimator-type tag (only _estimator_type)
+    if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 6):
+        assert tags.estimator_type == "sampler"
+        assert tags.sampler_tags.sample_indices
+        assert is_sampler(InfluenceLabelCleaner())

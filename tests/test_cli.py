@@ -197,7 +197,7 @@ def test_python_dash_m(table, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (
-        "5 of 569 rows flagged as likely mislabeled (method: loo_newton, rule: --n-flag 5)"
+        "5 of 569 rows flagged as likely mislabeled (method: iterative, rule: --n-flag 5)"
         in proc.stdout
     )
     assert out.is_file() and _sha(table.csv) == before

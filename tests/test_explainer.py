@@ -580,7 +580,8 @@ def test_most_influential_matches_argsort(name, family, oracle):
     # the training gradients factored; the default budget holds them as a matrix
     exp = InfluenceExplainer(case.estimator, max_block_bytes=2_000).fit(case.X, case.y)
     default = InfluenceExplainer(case.estimator).fit(case.X, case.y)
-    assert exp._row_gradients.matrix is None and default._row_gradients.matrix is not None
+    assert exp.removal_.row_gradients.matrix is None
+    assert default.removal_.row_gradients.matrix is not None
     full = default.influence(Xt, yt)
     np.testing.assert_allclose(exp.influence(Xt, yt), full, rtol=1e-12, atol=1e-15)
     k = 6

@@ -209,7 +209,9 @@ def test_cupy_input_gives_cupy_output(cp, held_out_case, model, solver):
 
 
 @gpu
-@pytest.mark.parametrize("method", ["loo_newton", "validation_influence"])
+@pytest.mark.parametrize(
+    "method", ["loo_newton", "validation_influence", "iterative", "noise_aware"]
+)
 def test_cleaner_gpu_matches_cpu(cp, data, method):
     """InfluenceLabelCleaner has no ``device`` of its own; it passes
     ``explainer_params={"device": "gpu"}`` to its explainers."""

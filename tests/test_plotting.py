@@ -17,7 +17,7 @@ from sklearn.preprocessing import scale  # noqa: E402
 from skinfluence import InfluenceExplainer  # noqa: E402
 from skinfluence.cleaning import simulate_review  # noqa: E402
 from skinfluence.plotting import AgreementDisplay, ReviewCurveDisplay  # noqa: E402
-from skinfluence.validation import leave_one_out  # noqa: E402
+from skinfluence.retraining import leave_one_out  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR
 from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceExplainer
-from skinfluence.validation import leave_one_out
+from skinfluence.retraining import leave_one_out
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -309,12 +309,13 @@ def test_path_reproduces_leave_one_out_refits(make, data, rel_tol):
 def test_path_first_segment_is_the_active_set_estimate():
     """Stopped before its first event, the path is the first-order active-set
     estimate: an independent check of the KKT solve (and of the path's start)."""
+    from skinfluence.solvers._active_set import hinge_kkt
     from skinfluence.solvers._decremental import DecrementalPath
 
     X, y, _, _ = digits17()
     est = SVC(kernel="linear", **TIGHT).fit(X, y)
     exp = InfluenceExplainer(est).fit(X, y)
-    kkt = exp._hinge_kkt()
+    kkt = hinge_kkt(exp.state_)
     first = DecrementalPath.on_design(exp.state_, kkt, max_events=0).shifts()
     np.testing.assert_allclose(
         np.asarray(first.take(slice(None))).T, -exp.influence_params(), rtol=0, atol=1e-9
@@ -603,7 +604,7 @@ def test_hinge_kernel_models_in_row_space_match_kernel_features(
     # removed row and the intercept only
     path = rows.solver_
     bound = np.sum((path.nu0 != 0) * (path.on0.sum() + path.events_ + 2))
-    assert 0 < rows._removal_shifts.nnz <= bound
+    assert 0 < rows.removal_.shifts.nnz <= bound
     a, b = features.influence(Xte[test], yte[test]), rows.influence(Xte[test], yte[test])
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-9 * np.abs(a).max())
     for method in ("self_influence", "leave_one_out_decision"):

@@ -8,12 +8,12 @@ from numbers import Integral, Real
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from sklearn_compat.utils._tags import get_tags
+from sklearn_compat.utils import get_tags
 
+from .._compat import HasMethods, Interval, StrOptions
 from ..preprocessing import check_table
 from ._cleaner import DEFAULT_METHOD, InfluenceLabelCleaner, default_estimator
 from ._scoring import METHODS
@@ -126,13 +126,18 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Training rows.
         y : array-like of shape (n_samples,)
-        X_val, y_val : trusted validation data, default=None
-            For ``method="validation_influence"``.
+            Their labels, some possibly wrong.
+        X_val : {array-like, sparse matrix, DataFrame}, default=None
+            Trusted validation rows, for ``method="validation_influence"``.
+        y_val : array-like, default=None
+            Their labels.
 
         Returns
         -------
-        self
+        self : CleanLabelsClassifier
+            Fitted on the cleaned rows.
         """
         self._validate_params()
         X = _check_input(self, X, reset=True)
@@ -147,36 +152,79 @@ class CleanLabelsClassifier(ClassifierMixin, BaseEstimator):
             action=self.action,
             explainer_params=self.explainer_params,
         )
-        cleaner.fit(X, y_arr, X_val=X_val, y_val=y_val)
-        X_clean, y_clean = cleaner._resample(X, y_arr)
+        X_clean, y_clean = cleaner.fit_resample(X, y_arr, X_val=X_val, y_val=y_val)
         self.cleaner_ = cleaner
         self.estimator_ = clone(self._estimator()).fit(X_clean, y_clean)
         self.classes_ = self.estimator_.classes_
         return self
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Predicted class of each row (the final estimator's ``predict``)."""
+        """Predicted class of each row (the final estimator's ``predict``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The predicted class labels.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict(X)
 
     @available_if(_final_has("predict_proba"))
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities (the final estimator's ``predict_proba``)."""
+        """Class probabilities (the final estimator's ``predict_proba``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probability of each class, in ``classes_`` order.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict_proba(X)
 
     @available_if(_final_has("predict_log_proba"))
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
-        """Log class probabilities (the final estimator's ``predict_log_proba``)."""
+        """Log class probabilities (the final estimator's ``predict_log_proba``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Log-probability of each class, in ``classes_`` order.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_final_has("decision_function"))
     def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Decision function (the final estimator's ``decision_function``)."""
+        """Decision function (the final estimator's ``decision_function``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict, as passed to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The final estimator's decision values.
+        """
         check_is_fitted(self, "estimator_")
         X = _check_input(self, X, reset=False)
         return self.estimator_.decision_function(X)

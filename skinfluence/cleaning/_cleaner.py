@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import fields
 from numbers import Integral, Real
 from typing import Any
 
@@ -14,17 +15,17 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn_compat.utils._indexing import _safe_indexing
 
+from .._compat import HasMethods, Interval, StrOptions
 from ..preprocessing import TabularPreprocessor, check_table
 from ._scoring import METHODS, RowScorer
 
 #: the scoring method that found the most flipped labels in
 #: benchmarks/bench_cleaning.py (see doc/cleaning.md)
-DEFAULT_METHOD = "loo_newton"
+DEFAULT_METHOD = "iterative"
 
 
 def default_estimator():
@@ -111,7 +112,18 @@ class InfluenceLabelCleaner(BaseEstimator):
     fitted parameters (log-loss for logistic regression), ``F_i`` its term in
     the training objective and ``H`` the objective's Hessian:
 
-    ``"loo_newton"`` (default)
+    ``"iterative"`` (default)
+        ``"loo_newton"`` in rounds: drop the most suspicious rows (at most
+        5 % of the rows per round, and only rows the approximate
+        leave-one-out model misclassifies), refit the estimator's final step
+        on the rest (warm-started; earlier pipeline steps stay as fitted),
+        re-score, at most 3 rounds. Kept rows are scored by their approximate
+        leave-one-out loss under the last refit, dropped rows by their loss
+        under it (a model that never saw them): every score is the loss of
+        the given label under a model that did not train on the row, fitted
+        on the cleanest rows found. Costs up to 3 more fits and explainers
+        than ``"loo_newton"``.
+    ``"loo_newton"``
         The approximate leave-one-out loss, the loss of the given label under
         a model refitted without the row, with one Newton step on the
         leave-one-out objective (``H`` replaced by ``H - \nabla^2 F_i``; for
@@ -134,25 +146,35 @@ class InfluenceLabelCleaner(BaseEstimator):
         ``s_i = \nabla_\theta l_i^T H^{-1} \nabla_\theta F_i``, Koh & Liang's
         score for label review (section 5.4): the predicted increase of the
         row's own loss when it is removed.
+    ``"noise_aware"``
+        ``s_i = P(\text{flipped} \mid x_i, \tilde y_i)``, the posterior
+        probability that the given label was flipped under a class-conditional
+        flip matrix ``T[k, l] = P(given = l | true = k)`` fitted by maximum
+        likelihood (EM) to the leave-one-out class probabilities ``p_i`` of
+        the Newton step: ``1 - p_{i y_i} T[y_i, y_i] / \sum_k p_{ik} T[k, y_i]``.
+        Needs a log-loss model (``LogisticRegression``, binary
+        ``SGDClassifier(loss="log_loss")``).
     ``"validation_influence"``
         ``s_i = \frac1m \sum_{j=1}^m \mathcal{I}[j, i]``, the mean predicted
         drop of the loss on ``m`` trusted validation rows (``fit(...,
         X_val=, y_val=)``) when row ``i`` is removed.
 
-    The default is the method that found the most flipped labels at 10 % and
-    20 % of the rows checked in ``benchmarks/bench_cleaning.py`` (120 cases on
-    five data sets); the user guide (``doc/cleaning.md``) has the numbers. On
-    low-dimensional data it ranks rows almost like the training loss; it pulls
-    ahead where single rows have high leverage (many parameters per row, weak
-    regularisation), where the training loss hides flipped rows the model
-    has bent towards. The bare self-influence ranks worse than both.
+    The default is the method that found the most flipped labels at 10 % of
+    the rows checked in ``benchmarks/bench_cleaning.py`` (six data sets,
+    three noise models); the user guide (``doc/cleaning.md``) has the numbers,
+    including where it is not better. One-shot scores (``"loo_newton"``,
+    ``"training_loss"``, cleanlab's cross-validated self-confidence) come from
+    a model pulled towards the flipped rows; dropping the worst rows and
+    refitting removes that pull, which matters most where the model can
+    memorise single rows (many parameters per row).
 
     How many rows are flagged: at most one of ``fraction``, ``n_flag`` and
     ``threshold`` may be set. With none, the number is chosen automatically:
     **as many rows as the approximate leave-one-out model misclassifies**,
     i.e. rows whose given label differs from the label a model refitted
     without them would predict (estimated with the method's approximation:
-    the Newton step for ``"loo_newton"``, one influence step otherwise),
+    the Newton step for ``"loo_newton"``, ``"noise_aware"`` and the last round
+    of ``"iterative"``, one influence step otherwise),
     taking the highest-scoring ones. The count estimates the label errors
     plus the model's own leave-one-out errors, so it errs towards flagging
     more than were flipped (high recall; see the benchmark's precision and
@@ -173,9 +195,10 @@ class InfluenceLabelCleaner(BaseEstimator):
         standardised, string, categorical and boolean columns imputed and
         one-hot encoded (:class:`~skinfluence.preprocessing.TabularPreprocessor`),
         so that a mixed-type DataFrame works as it is.
-    method : str, default="loo_newton"
-        How rows are scored, see above: ``"loo_newton"``, ``"loo_loss"``,
-        ``"training_loss"``, ``"self_influence"`` or ``"validation_influence"``.
+    method : {"iterative", "loo_newton", "loo_loss", "training_loss", \
+            "self_influence", "noise_aware", "validation_influence"}, \
+            default="iterative"
+        How rows are scored, see above.
     fraction : float in [0, 1], default=None
         Flag the ``ceil(fraction * n_samples)`` highest-scoring rows.
     n_flag : int, default=None
@@ -184,8 +207,10 @@ class InfluenceLabelCleaner(BaseEstimator):
         Flag rows whose score is at least ``threshold``.
     action : {"drop", "relabel"}, default="drop"
         What ``fit_resample`` does with flagged rows: remove them, or replace
-        their label by ``suggested_label`` (the label predicted by the model
-        the method refers to; a no-op where it equals the given label).
+        their label by ``suggested_label``: the class with the highest
+        probability (decision) under the model the method refers to, for
+        the influence methods the model refitted without the row (a no-op
+        where it equals the given label).
     explainer_params : dict, default=None
         Extra parameters of :class:`~skinfluence.InfluenceExplainer`
         (``solver``, ``damping``, ``solver_options``, ``device``).
@@ -238,8 +263,6 @@ class InfluenceLabelCleaner(BaseEstimator):
     (512, 30)
     """
 
-    _estimator_type = "sampler"  # recognised by imbalanced-learn's pipeline
-
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit"]), None],
         "method": [StrOptions(set(METHODS))],
@@ -289,14 +312,19 @@ class InfluenceLabelCleaner(BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            The rows whose labels to check.
         y : array-like of shape (n_samples,)
             The labels to check.
-        X_val, y_val : trusted validation rows and labels, default=None
-            Required by ``method="validation_influence"``, ignored otherwise.
+        X_val : {array-like, sparse matrix, DataFrame}, default=None
+            Trusted validation rows; required by ``method="validation_influence"``,
+            ignored otherwise.
+        y_val : array-like, default=None
+            Their labels.
 
         Returns
         -------
-        self
+        self : InfluenceLabelCleaner
+            With ``scores_``, ``label_issues_`` and the flagged rows.
         """
         self._validate_params()
         rule = _validate_flag_rule(self.fraction, self.n_flag, self.threshold)
@@ -378,8 +406,13 @@ class InfluenceLabelCleaner(BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            The rows whose labels to check.
         y : array-like of shape (n_samples,)
-        X_val, y_val : trusted validation data for ``method="validation_influence"``.
+            The labels to check.
+        X_val : {array-like, sparse matrix, DataFrame}, default=None
+            Trusted validation rows, for ``method="validation_influence"``.
+        y_val : array-like, default=None
+            Their labels.
 
         Returns
         -------
@@ -400,11 +433,37 @@ class InfluenceLabelCleaner(BaseEstimator):
         keep = self.sample_indices_
         return _safe_indexing(X, keep), _safe_indexing(y, keep)
 
+    def _more_tags(self):
+        # scikit-learn < 1.6 reads these (through sklearn_compat's get_tags);
+        # it has no estimator-type tag, so there only imbalanced-learn's
+        # pipeline (which looks for fit_resample) knows the cleaner as a sampler
+        return {"requires_y": True, "X_types": ["2darray", "sparse"]}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.estimator_type = "sampler"
         tags.target_tags.required = True
         tags.input_tags.sparse = True
+        return _with_sampler_tags(tags)
+
+
+def _with_sampler_tags(tags):
+    """``tags`` as imbalanced-learn's sampler tags when it is installed.
+
+    imbalanced-learn recognises samplers by ``tags.sampler_tags``
+    (``imblearn.base.is_sampler``), a field of its own ``Tags`` dataclass that
+    scikit-learn's lacks; its ``BaseSampler`` builds that class the same way.
+    ``sample_indices=True``: ``sample_indices_`` holds the rows returned.
+    """
+    try:
+        from imblearn.utils._tags import SamplerTags, Tags
+    except ImportError:  # imbalanced-learn is optional
         return tags
+    names = [f.name for f in fields(Tags) if f.name != "sampler_tags" and hasattr(tags, f.name)]
+    return Tags(
+        **{name: getattr(tags, name) for name in names},
+        sampler_tags=SamplerTags(sample_indices=True),
+    )
 
 
 def _check_input(estimator, X):

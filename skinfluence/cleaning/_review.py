@@ -111,8 +111,8 @@ def simulate_review(
     methods : list of str, default=None
         Among ``"random"`` and the cleaner's methods; ``None`` uses
         ``"random"``, ``"training_loss"``, ``"self_influence"``,
-        ``"loo_loss"`` and ``"loo_newton"`` (and ``"validation_influence"``
-        when ``X_val`` is given).
+        ``"loo_loss"``, ``"loo_newton"`` and ``"iterative"`` (and
+        ``"validation_influence"`` when ``X_val`` is given).
     fractions : sequence of float, default=(0, 0.05, ..., 0.3)
     X_val, y_val : trusted validation data for ``"validation_influence"``.
     explainer_params : dict, default=None
@@ -128,7 +128,14 @@ def simulate_review(
     if y_noisy.shape != y_true.shape:
         raise ValueError("y_noisy and y_true must have the same shape")
     if methods is None:
-        methods = ["random", "training_loss", "self_influence", "loo_loss", "loo_newton"]
+        methods = [
+            "random",
+            "training_loss",
+            "self_influence",
+            "loo_loss",
+            "loo_newton",
+            "iterative",
+        ]
         if X_val is not None:
             methods.append("validation_influence")
     unknown = set(methods) - {"random", *METHODS}

@@ -21,18 +21,44 @@ With ``l_i = l(y_i, \hat\theta)`` the row's loss at the fitted parameters and
     ``s_i = (1/m) \sum_j \mathcal{I}[j, i]``: the mean influence of the row on
     the loss of ``m`` trusted validation rows, i.e. how much removing it is
     predicted to *lower* the validation loss.
+``"iterative"``
+    ``"loo_newton"`` in rounds: drop the most suspicious rows, refit the final
+    step on the rest (warm-started), re-score every row against the refitted
+    model (kept rows: approximate leave-one-out loss; dropped rows: their loss
+    under the model that no longer sees them), repeat.
+``"noise_aware"``
+    The posterior probability that the given label was flipped, under a
+    class-conditional flip model ``P(given = l | true = k) = T[k, l]`` fitted
+    by maximum likelihood (EM) to the leave-one-out class probabilities.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
+from sklearn.pipeline import Pipeline
 
 from .._backend import block_slices, to_numpy
 from .._explainer import InfluenceExplainer
 
 #: scoring methods, most to least recommended (see doc/cleaning.md)
-METHODS = ("loo_newton", "loo_loss", "training_loss", "self_influence", "validation_influence")
+METHODS = (
+    "iterative",
+    "loo_newton",
+    "loo_loss",
+    "training_loss",
+    "self_influence",
+    "noise_aware",
+    "validation_influence",
+)
+
+#: schedule of ``method="iterative"``: at most this many rounds, each dropping
+#: at most this share of the rows (fewer when fewer kept rows are still
+#: misclassified by their leave-one-out model; none left ends the rounds)
+ITERATIVE_ROUNDS = 3
+ITERATIVE_STEP = 0.05
 
 #: which leave-one-out approximation provides a method's suggested labels
 _APPROXIMATION = {
@@ -41,6 +67,8 @@ _APPROXIMATION = {
     "self_influence": "influence",
     "validation_influence": "influence",
     "training_loss": None,  # in-sample predictions
+    "iterative": "newton",  # of the last round's model (see RowScorer._iterative)
+    "noise_aware": "newton",
 }
 
 #: memory budget of one block of per-row parameter changes
@@ -106,6 +134,10 @@ class RowScorer:
             s = exp.training_loss() + exp.self_influence()
         elif method == "validation_influence":
             s = self._validation_influence(X_val, y_val)
+        elif method == "iterative":
+            s = self._iterative()
+        elif method == "noise_aware":
+            s = self._noise_aware()
         else:
             raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
         s = np.asarray(to_numpy(s), dtype=float)
@@ -139,7 +171,11 @@ class RowScorer:
         key = ("decisions", approximation)
         if key in self._cache:
             return self._cache[key]
-        exp = self.explainer(approximation or "influence")
+        if approximation == "iterative":
+            exp = self._iterative_explainer()
+            approximation = "newton"
+        else:
+            exp = self.explainer(approximation or "influence")
         if approximation is None:
             Z = exp.state_.z
         else:
@@ -152,12 +188,188 @@ class RowScorer:
         """Labels predicted for each row by the model the method refers to:
         the approximate leave-one-out model (influence methods) or the fitted
         model (``"training_loss"``)."""
-        approx = _APPROXIMATION[method]
+        approx = "iterative" if method == "iterative" else _APPROXIMATION[method]
         try:
             Z = self.decisions(approx)
         except (AttributeError, NotImplementedError, TypeError):  # pragma: no cover
             Z = self.decisions(None)
         return _labels_from_decision(Z, self.classes)
+
+    # ------------------------------------------------------------- iterative
+    def _iterative_explainer(self):
+        if "iterative_explainer" not in self._cache:
+            self._iterative()
+        return self._cache["iterative_explainer"]
+
+    def _iterative(self):
+        """Scores of ``method="iterative"``: ``loo_newton`` re-computed after
+        dropping the most suspicious rows and refitting, in rounds.
+
+        The refit changes only the estimator's final step (earlier pipeline
+        steps are the fixed feature map the explainer assumes), warm-started
+        from the previous round where the estimator supports ``warm_start``.
+        Each round's explainer sees *all* rows with weight 0 for the dropped
+        ones: the objective is then that of the refitted model, kept rows get
+        their approximate leave-one-out loss and dropped rows (whose
+        self-influence is 0) their loss under a model that never saw them, so
+        every score is a loss under a model that did not train on the row.
+        """
+        if "iterative" in self._cache:
+            return self._cache["iterative"]
+        exp = self.explainer("newton")
+        y = self.y
+        n = len(y)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        counts = np.bincount(y_idx, minlength=len(classes))
+        # a class keeps at least half of its rows (and 2): the refit needs every
+        # class, and no flip process turns most of a class's labels
+        floor = np.maximum(2, np.ceil(0.5 * counts)).astype(int)
+        step = max(1, int(round(ITERATIVE_STEP * n)))
+        scores = _numpy(exp.training_loss()) + _numpy(exp.self_influence())
+        suggested = _labels_from_decision(_numpy(exp.leave_one_out_decision()), self.classes)
+        dropped = np.zeros(n, dtype=bool)
+        est = self.estimator
+        Xf = None
+        for _ in range(ITERATIVE_ROUNDS):
+            wrong = ~dropped & (suggested != y)
+            kept = counts - np.bincount(y_idx[dropped], minlength=len(classes))
+            order = np.argsort(-scores, kind="stable")
+            new = []
+            for i in order[wrong[order]]:
+                if len(new) == step:
+                    break
+                if kept[y_idx[i]] > floor[y_idx[i]]:
+                    new.append(i)
+                    kept[y_idx[i]] -= 1
+            if not new:
+                break
+            dropped[new] = True
+            if Xf is None:
+                Xf = _feature_map(self.estimator, self.X)
+            est = _refit_final(est, Xf, y, ~dropped)
+            exp = InfluenceExplainer(
+                est, **{**self.explainer_params, "approximation": "newton"}
+            ).fit(self.X, y, sample_weight=(~dropped).astype(float))
+            scores = _numpy(exp.training_loss()) + _numpy(exp.self_influence())
+            suggested = _labels_from_decision(_numpy(exp.leave_one_out_decision()), self.classes)
+        self._cache["iterative_explainer"] = exp
+        self._cache["iterative_dropped"] = dropped
+        self._cache["iterative"] = scores
+        return scores
+
+    # ----------------------------------------------------------- noise aware
+    def _noise_aware(self):
+        """Posterior probability that each given label was flipped.
+
+        With ``p_i`` the leave-one-out class probabilities (Newton step) and a
+        class-conditional flip model ``P(given = l | true = k) = T[k, l]``,
+        the given label's likelihood is ``sum_k p_ik T[k, y_i]``. ``T`` is the
+        maximum-likelihood estimate, by EM over the rows (E-step: the
+        posterior of the true class ``r_ik ~ p_ik T[k, y_i]``; M-step:
+        ``T[k, l] = sum_{i: y_i = l} r_ik / sum_i r_ik``); the score is
+        ``1 - r_{i, y_i}``.
+        """
+        _check_probabilistic(self.estimator, "noise_aware")
+        P = _probabilities(self.decisions("newton"))
+        _, y_idx = np.unique(self.y, return_inverse=True)
+        T, R = noise_posterior(P, y_idx)
+        self._cache["noise_transition"] = T
+        return 1.0 - R[np.arange(len(y_idx)), y_idx]
+
+
+def noise_posterior(P, y_idx, *, max_iter=200, tol=1e-10):
+    """Class-conditional flip matrix by maximum likelihood, and posteriors.
+
+    Parameters
+    ----------
+    P : ndarray of shape (n, K)
+        Class probabilities of each row under a model of the true labels.
+    y_idx : ndarray of int of shape (n,)
+        Index of each row's given label.
+
+    Returns
+    -------
+    T : ndarray of shape (K, K)
+        ``T[k, l]``, estimated ``P(given = l | true = k)``; rows sum to 1.
+    R : ndarray of shape (n, K)
+        Posterior probability of each true class given the row and its label.
+    """
+    n, K = P.shape
+    P = np.clip(P, 1e-12, None)
+    onehot = np.zeros((n, K))
+    onehot[np.arange(n), y_idx] = 1.0
+    # start near "no flips": EM climbs the likelihood from there
+    T = np.full((K, K), 0.1 / max(1, K - 1))
+    np.fill_diagonal(T, 0.9)
+    for _ in range(max_iter):
+        num = P * T[:, y_idx].T  # p_ik T[k, y_i]
+        R = num / num.sum(axis=1, keepdims=True)
+        T_new = R.T @ onehot
+        T_new /= np.maximum(T_new.sum(axis=1, keepdims=True), 1e-300)
+        done = np.max(np.abs(T_new - T)) < tol
+        T = T_new
+        if done:
+            break
+    num = P * T[:, y_idx].T
+    return T, num / num.sum(axis=1, keepdims=True)
+
+
+def _numpy(a):
+    return np.asarray(to_numpy(a), dtype=float)
+
+
+def _probabilities(Z):
+    """Class probabilities from the raw outputs of a log-loss model: the
+    sigmoid of a single output, else the softmax."""
+    Z = np.asarray(Z, dtype=float)
+    if Z.shape[1] == 1:
+        p = 1.0 / (1.0 + np.exp(-Z[:, 0]))
+        return np.column_stack([1.0 - p, p])
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def _final_step(estimator):
+    return estimator[-1] if isinstance(estimator, Pipeline) else estimator
+
+
+def _check_probabilistic(estimator, method):
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+    final = _final_step(estimator)
+    ok = isinstance(final, LogisticRegression) or (
+        isinstance(final, SGDClassifier) and final.loss == "log_loss"
+    )
+    multi_ovr = isinstance(final, SGDClassifier) and len(final.classes_) > 2
+    if not ok or multi_ovr:
+        raise ValueError(
+            f"method={method!r} needs class probabilities from a log-loss model "
+            "(LogisticRegression, or a binary SGDClassifier(loss='log_loss')); got "
+            f"{type(final).__name__}. Use method='iterative' or 'loo_newton' instead."
+        )
+
+
+def _feature_map(estimator, X):
+    """Rows as the final step sees them (the fixed feature map)."""
+    if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+        return estimator[:-1].transform(X)
+    return X
+
+
+def _refit_final(estimator, Xf, y, keep):
+    """A copy of ``estimator`` whose final step is refitted on rows ``keep``
+    of the mapped features ``Xf``, warm-started when the step supports it;
+    the fitted earlier steps are shared, not refitted."""
+    final = copy.deepcopy(_final_step(estimator))
+    if "warm_start" in final.get_params():
+        final.set_params(warm_start=True)
+    rows = np.flatnonzero(keep)
+    Xk = Xf[rows] if not hasattr(Xf, "iloc") else Xf.iloc[rows]
+    final.fit(Xk, y[rows])
+    if isinstance(estimator, Pipeline):
+        return Pipeline(estimator.steps[:-1] + [(estimator.steps[-1][0], final)])
+    return final
 
 
 def _as_dense_rows(X):

@@ -21,10 +21,10 @@ HuberRegressor             ``sum_i s_i (sigma + H_eps(r_i/sigma) sigma) + alpha 
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import numpy as np
-import sklearn
 from sklearn.linear_model import (
     HuberRegressor,
     LinearRegression,
@@ -36,9 +36,9 @@ from sklearn.linear_model import (
     SGDRegressor,
 )
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.fixes import parse_version
 
 from .._backend import asarray, get_namespace
+from .._compat import SKLEARN_VERSION
 from ._design import BlockDesign, with_intercept
 from ._losses import (
     BinomialLogLoss,
@@ -61,14 +61,7 @@ from ._objective import ClassReweighting, Objective, Regularizer
 
 #: solvers whose multiclass LogisticRegression is one-vs-rest: newton-cholesky
 #: became multinomial in scikit-learn 1.6
-OVR_SOLVERS = (
-    ("liblinear",)
-    if parse_version(sklearn.__version__) >= parse_version("1.6")
-    else (
-        "liblinear",
-        "newton-cholesky",
-    )
-)
+OVR_SOLVERS = ("liblinear",) if SKLEARN_VERSION >= (1, 6) else ("liblinear", "newton-cholesky")
 
 #: scikit-learn >= 1.6 lets "balanced" class weights count sample weights
 #: (LogisticRegression, LinearSVC); 1.5 counts rows
@@ -141,8 +134,28 @@ class ModelSpec:
             self.n_features = coef.shape[-1]
             self.n_outputs = 1 if coef.ndim == 1 else coef.shape[0]
 
+    #: whether the parameters are a kernel model's dual coefficients (row space)
+    row_space = False
+    #: memory of one block of kernel values evaluated in row space
+    kernel_block_bytes = 32 * 2**20
+
+    def prepared(self, X_train, *, row_space: bool = False, kernel_block_bytes=None) -> ModelSpec:
+        """A copy of this spec made ready for the training features ``X_train``.
+
+        Specs are not modified once prepared: the explainer holds the copy.
+        ``row_space`` and ``kernel_block_bytes`` apply to kernel models (see
+        :class:`~skinfluence.objectives._kernel.KernelModelSpec`).
+        """
+        spec = copy.copy(self)
+        spec.row_space = bool(row_space)
+        if kernel_block_bytes is not None:
+            spec.kernel_block_bytes = int(kernel_block_bytes)
+        spec.prepare(X_train)
+        return spec
+
     def prepare(self, X_train) -> None:
-        """Hook for specs whose features depend on the training rows (kernels)."""
+        """Hook for specs whose features depend on the training rows (kernels);
+        called on the copy :meth:`prepared` returns."""
 
     def raw_prediction(self, estimator, X, keep=None):
         """Raw outputs ``z`` of a (re)fitted ``estimator`` on features ``X``
@@ -163,7 +176,21 @@ class ModelSpec:
     def class_index(self, y) -> np.ndarray:
         classes = self.classes_
         y = np.asarray(y)
-        idx = np.searchsorted(classes, y)
+        if (y.dtype.kind in "OUS") != (np.asarray(classes).dtype.kind in "OUS"):
+            raise ValueError(
+                f"y has labels of dtype {y.dtype} (e.g. {y[:3].tolist()}), but the "
+                f"estimator was fitted on classes {np.asarray(classes).tolist()[:10]} of "
+                f"dtype {np.asarray(classes).dtype}. Pass labels of the same type as "
+                "those the model was fitted on."
+            )
+        try:
+            idx = np.searchsorted(classes, y)
+        except TypeError as exc:  # mixed label types (object arrays)
+            raise ValueError(
+                f"y's labels cannot be compared with the estimator's classes_ "
+                f"{np.asarray(classes).tolist()[:10]} ({exc}); pass labels of the same "
+                "type as those the model was fitted on."
+            ) from None
         idx = np.clip(idx, 0, len(classes) - 1)
         bad = classes[idx] != y
         if np.any(bad):
@@ -301,6 +328,16 @@ class ModelSpec:
         )
 
 
+def liblinear_intercept_penalty(est) -> float:
+    """The penalty liblinear puts on the intercept, in ``R``.
+
+    liblinear appends a constant feature ``intercept_scaling`` whose weight is
+    penalised like the others: ``intercept_ = intercept_scaling * w_last``, so
+    ``w_last^2 = intercept_^2 / intercept_scaling^2``.
+    """
+    return 1.0 / float(est.intercept_scaling) ** 2 if est.fit_intercept else 0.0
+
+
 def _logistic_penalty(est):
     """``(penalty, C)`` across scikit-learn 1.5 - 1.9+ (1.8 deprecates
     ``penalty`` in favour of ``l1_ratio`` and ``C=np.inf``)."""
@@ -347,10 +384,8 @@ class LogisticRegressionSpec(ModelSpec):
             self.row_scale, self.coef_penalty = 1.0, 0.0
         else:
             self.row_scale, self.coef_penalty = C, 1.0
-        if est.solver == "liblinear" and self.fit_intercept and penalty is not None:
-            # liblinear appends a constant feature intercept_scaling whose weight
-            # is penalised: intercept_ = intercept_scaling * w_last.
-            self.intercept_penalty = 1.0 / float(est.intercept_scaling) ** 2
+        if est.solver == "liblinear" and penalty is not None:
+            self.intercept_penalty = liblinear_intercept_penalty(est)
         if self.n_outputs == 1:
             self.train_loss = self.test_loss = BinomialLogLoss()
             self.prediction = Prediction("sigmoid")

@@ -242,11 +242,8 @@ class KernelModelSpec(ModelSpec):
     kernel_tol = 1e-10
     #: training rows up to which solver="auto" uses exact kernel features
     exact_max = 3000
-    #: whether the model can be explained in row space (set row_space first)
+    #: whether the model can be explained in row space (see ModelSpec.prepared)
     supports_row_space = False
-    row_space = False
-    #: memory of one block of kernel values evaluated in row space
-    kernel_block_bytes = 32 * 2**20
 
     def __init__(self, est, *, temperature=None):
         super().__init__(est, temperature=temperature)

@@ -179,6 +179,16 @@ class Objective:
         return asarray(N, xp, self.dtype)
 
 
+def relative_gradient(g, design, row_sizes) -> float:
+    r"""``||g|| / sum_i ||a_i|| s_i``: a leftover gradient ``g`` relative to
+    what the rows contribute (``s_i``: the size of row ``i``'s loss
+    derivative). The one normalisation of every "how far from the optimum"
+    check (:meth:`ObjectiveState.stationarity`, the hinge's KKT residual)."""
+    xp = design.xp
+    scale = float(xp.sum(xp.sqrt(design.row_sq_norms()) * row_sizes)) + 1e-300
+    return float(xp.sqrt(xp.sum(g * g))) / scale
+
+
 class ObjectiveState:
     """``F`` and its per-row terms, linearised at one parameter vector."""
 
@@ -279,16 +289,29 @@ class ObjectiveState:
         return RowGradients(self.design, U, xp.concat(coef, axis=1), xp.concat(vecs, axis=1))
 
     def stationarity(self) -> float:
-        """``||grad F|| / sum_i ||g_i||``: about 0 at the optimum; the relative
-        size of the leftover gradient compared with the per-row gradients."""
+        r"""``||grad F||`` relative to the per-row gradients: about 0 at the
+        optimum.
+
+        .. math::
+
+            \frac{\|\nabla F\|}{\sum_i \|a_i\| \big(\|u_i\|
+            + \sqrt{\epsilon}\, \|D_i\| (\|z_i\| + 1)\big)}
+
+        The second term is the gradient a relative change of ``sqrt(eps)`` in
+        the outputs would leave: a fit that interpolates its targets (every
+        ``u_i`` at rounding level) counts as optimal instead of comparing
+        rounding noise with rounding noise.
+        """
         xp = self.xp
         g = self.gradient()
         if self.null_space is not None:
             N = self.null_space
             g = g - N @ (N.T @ g)
-        scale = xp.sum(xp.sqrt(xp.sum(self.U * self.U, axis=1) * self.design.row_sq_norms()))
-        scale = float(scale) + 1e-300
-        return float(xp.sqrt(xp.sum(g * g))) / scale
+        u = xp.sqrt(xp.sum(self.U * self.U, axis=1))
+        z = xp.sqrt(xp.sum(self.z * self.z, axis=1))
+        curvature = xp.sum(xp.abs(self.D), axis=(1, 2))
+        rounding = math.sqrt(float(xp.finfo(self.z.dtype).eps)) * curvature * (z + 1.0)
+        return relative_gradient(g, self.design, u + rounding)
 
 
 class ClassReweighting:
@@ -385,6 +408,16 @@ class RowGradients:
         if self.coef is not None:
             G = G + self.coef @ self.vecs.T
         return G
+
+    def total(self):
+        """``sum_i g_i`` over these rows, (n_params,)."""
+        xp = self.xp
+        if self.matrix is not None:
+            return xp.sum(self.matrix, axis=0)
+        out = self.design.backward(self.U)
+        if self.coef is not None:
+            out = out + self.vecs @ xp.sum(self.coef, axis=0)
+        return out
 
     def materialized(self) -> RowGradients:
         """The same gradients holding ``G`` (n x n_params floats)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from sklearn.svm import LinearSVC, LinearSVR
 
-from ._estimators import ModelSpec
+from ._estimators import ModelSpec, liblinear_intercept_penalty
 from ._losses import (
     Prediction,
     SmoothedEpsilonInsensitive,
@@ -29,10 +29,6 @@ from ._losses import (
     SquaredError,
     SquaredHinge,
 )
-
-
-def _liblinear_intercept_penalty(est):
-    return 1.0 / float(est.intercept_scaling) ** 2 if est.fit_intercept else 0.0
 
 
 class LinearSVCSpec(ModelSpec):
@@ -56,7 +52,7 @@ class LinearSVCSpec(ModelSpec):
             )
         self.row_scale = float(est.C)
         self.coef_penalty = 1.0
-        self.intercept_penalty = _liblinear_intercept_penalty(est)
+        self.intercept_penalty = liblinear_intercept_penalty(est)
         self.prediction = Prediction("raw")
         if est.loss == "hinge":
             self.smooth = False
@@ -70,7 +66,7 @@ class LinearSVRSpec(ModelSpec):
         super().__init__(est, temperature=temperature)
         self.row_scale = float(est.C)
         self.coef_penalty = 1.0
-        self.intercept_penalty = _liblinear_intercept_penalty(est)
+        self.intercept_penalty = liblinear_intercept_penalty(est)
         self.prediction = Prediction("raw")
         self.test_loss = SquaredError(1.0)
         eps = float(est.epsilon)

@@ -21,7 +21,7 @@ class AgreementDisplay:
     Create it with :meth:`from_estimator` (a fitted model and its training
     data: builds the explainer and runs the refits), :meth:`from_explainer`
     (a fitted :class:`~skinfluence.InfluenceExplainer`), :meth:`from_result`
-    (a :class:`~skinfluence.validation.LeaveOneOutResult`) or
+    (a :class:`~skinfluence.retraining.LeaveOneOutResult`) or
     :meth:`from_predictions` (the two arrays); the constructor only stores
     the data, as in scikit-learn's displays.
 
@@ -48,7 +48,7 @@ class AgreementDisplay:
 
     See Also
     --------
-    skinfluence.validation.leave_one_out : The refits behind the plot.
+    skinfluence.retraining.leave_one_out : The refits behind the plot.
 
     Examples
     --------
@@ -74,7 +74,7 @@ class AgreementDisplay:
     """
 
     def __init__(self, *, predicted, actual, agreement=None, rows=None, name=None):
-        from ..validation import agreement as _agreement
+        from ..retraining import agreement as _agreement
 
         self.predicted = np.asarray(predicted, dtype=float)
         self.actual = np.asarray(actual, dtype=float)
@@ -142,12 +142,12 @@ class AgreementDisplay:
 
     @classmethod
     def from_result(cls, result, *, ax=None, name=None, **plot_kwargs):
-        """Plot a :class:`~skinfluence.validation.LeaveOneOutResult`.
+        """Plot a :class:`~skinfluence.retraining.LeaveOneOutResult`.
 
         Parameters
         ----------
         result : LeaveOneOutResult
-            From :func:`skinfluence.validation.leave_one_out`.
+            From :func:`skinfluence.retraining.leave_one_out`.
         ax : matplotlib Axes, default=None
         name : str, default=None
             Legend label of the points.
@@ -232,7 +232,7 @@ class AgreementDisplay:
         plot_kwargs : dict, default=None
             Passed to :meth:`plot`.
         **loo_kwargs
-            Passed to :func:`~skinfluence.validation.leave_one_out`
+            Passed to :func:`~skinfluence.retraining.leave_one_out`
             (``target``, ``refit_params``, ``n_jobs``).
 
         Returns
@@ -284,7 +284,7 @@ class AgreementDisplay:
         plot_kwargs : dict, default=None
             Passed to :meth:`plot`.
         **loo_kwargs
-            Passed to :func:`~skinfluence.validation.leave_one_out`
+            Passed to :func:`~skinfluence.retraining.leave_one_out`
             (``target``, ``refit_params``, ``n_jobs``).
 
         Returns
@@ -292,7 +292,7 @@ class AgreementDisplay:
         display : AgreementDisplay
         """
         check_matplotlib_support(f"{cls.__name__}.from_explainer")
-        from ..validation import leave_one_out
+        from ..retraining import leave_one_out
 
         result = leave_one_out(explainer, X_test, y_test, rows=rows, **loo_kwargs)
         if name is None:

@@ -19,9 +19,13 @@ numerical trouble (a curvature of ``1 / 4t`` on the margin rows).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from .._backend import asarray, to_numpy
+from ..objectives._objective import relative_gradient
 from ._base import InverseHessian
 
 #: distance from the kink below which a row counts as a margin row (solvers
@@ -36,17 +40,45 @@ def margin_rows(state, margin_tol: float = MARGIN_TOL):
     return np.flatnonzero(distance <= margin_tol)
 
 
-def hinge_kkt(state, margin_tol: float = MARGIN_TOL):
+@dataclass(frozen=True)
+class HingeKKT:
+    """The KKT split of a single-output hinge-type fit (see :func:`hinge_kkt`).
+
+    Attributes
+    ----------
+    margin : ndarray of int
+        Rows on a kink.
+    bound_gradient : array of shape (n,)
+        ``u_i`` of rows past the kink, 0 elsewhere.
+    Psi : array of shape (n_margin, n_params)
+        The margin rows' design.
+    R : array of shape (n_params, n_params)
+        The penalty matrix (times its strength).
+    multipliers : array of shape (n_margin,)
+        Least-squares ``nu``.
+    residual : float
+        ``||R theta + sum_B u_i psi_i + Psi^T nu||`` relative to
+        ``sum_i |u_i| ||psi_i||``: about 0 at a hinge optimum.
+    n_bound : int
+        Rows past the kink.
+    """
+
+    margin: np.ndarray
+    bound_gradient: Any
+    Psi: Any
+    R: Any
+    multipliers: Any
+    residual: float
+    n_bound: int
+
+
+def hinge_kkt(state, margin_tol: float = MARGIN_TOL) -> HingeKKT:
     """Split the rows of a single-output hinge-type fit at its kink and solve
     for the margin rows' multipliers.
 
     Returns
     -------
-    dict with ``margin`` (row indices), ``bound_gradient`` (``u_i`` of rows
-    past the kink, 0 elsewhere), ``Psi`` (margin rows' design, (m, P)), ``R``
-    (the penalty matrix), ``multipliers`` (least-squares ``nu``) and
-    ``residual``: ``||R theta + sum_B u_i psi_i + Psi^T nu||`` relative to
-    ``sum_i |u_i| ||psi_i||``, about 0 at a hinge optimum.
+    HingeKKT
     """
     xp = state.xp
     obj = state.objective
@@ -73,17 +105,17 @@ def hinge_kkt(state, margin_tol: float = MARGIN_TOL):
         leftover = stationary + Psi.T @ nu
     else:
         nu, leftover = xp.zeros(0, dtype=R.dtype), stationary
-    scale = xp.sum(xp.abs(obj.weights) * xp.sqrt(design.row_sq_norms()))
-    residual = float(xp.sqrt(xp.sum(leftover * leftover))) / (float(scale) + 1e-300)
-    return {
-        "margin": margin,
-        "bound_gradient": bound,
-        "Psi": Psi,
-        "R": R,
-        "multipliers": nu,
-        "residual": residual,
-        "n_bound": int(np.sum(to_numpy(sub) != 0) - np.sum(to_numpy(sub)[margin] != 0)),
-    }
+    # a hinge row's loss derivative is at most its weight (slopes of size <= 1)
+    residual = relative_gradient(leftover, design, xp.abs(obj.weights))
+    return HingeKKT(
+        margin=margin,
+        bound_gradient=bound,
+        Psi=Psi,
+        R=R,
+        multipliers=nu,
+        residual=residual,
+        n_bound=int(np.sum(to_numpy(sub) != 0) - np.sum(to_numpy(sub)[margin] != 0)),
+    )
 
 
 class ActiveSetInverse(InverseHessian):
@@ -101,17 +133,17 @@ class ActiveSetInverse(InverseHessian):
 
     name = "active_set"
 
-    def __init__(self, operator, margin_tol: float = MARGIN_TOL, kkt: dict | None = None):
+    def __init__(self, operator, margin_tol: float = MARGIN_TOL, kkt: HingeKKT | None = None):
         super().__init__(operator)
         xp = self.xp
         if kkt is None:
             kkt = hinge_kkt(operator.state, margin_tol)
-        margin, Psi, R = kkt["margin"], kkt["Psi"], kkt["R"]
+        margin, Psi, R = kkt.margin, kkt.Psi, kkt.R
         if operator.damping:
             R = R + operator.damping * xp.eye(R.shape[0], dtype=R.dtype)
         self.margin_rows = margin
-        self.bound_gradient = kkt["bound_gradient"]
-        self.multipliers = nu = kkt["multipliers"]
+        self.bound_gradient = kkt.bound_gradient
+        self.multipliers = nu = kkt.multipliers
         P, m = R.shape[0], margin.size
         system = xp.concat(
             [
@@ -130,10 +162,10 @@ class ActiveSetInverse(InverseHessian):
                 "space separates the support vectors."
             ) from err
         U = self._kkt_inv[P:, P:]
-        self._margin_scale = -nu / xp.linalg.diagonal(U) if m else nu
+        self.margin_scale = -nu / xp.linalg.diagonal(U) if m else nu
         self.n_params = P
         self.report.details.update(
-            margin_rows=int(m), bound_rows=kkt["n_bound"], kkt_residual=kkt["residual"]
+            margin_rows=int(m), bound_rows=kkt.n_bound, kkt_residual=kkt.residual
         )
 
     def _solve(self, B):
@@ -148,4 +180,4 @@ class ActiveSetInverse(InverseHessian):
     def margin_shifts(self):
         """Parameter change of removing each margin row, (n_params, n_margin)."""
         T = self._kkt_inv[: self.n_params, self.n_params :]
-        return T * self._margin_scale[None, :]
+        return T * self.margin_scale[None, :]

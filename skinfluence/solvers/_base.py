@@ -113,6 +113,9 @@ class InverseHessian:
     """
 
     name = "base"
+    #: whether many right-hand sides cost about one matrix product each (a
+    #: factorisation), so that per-row quadratic forms are cheap
+    direct = False
 
     def __init__(self, operator: HessianOperator):
         self.operator = operator

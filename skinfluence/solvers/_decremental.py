@@ -54,7 +54,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .._backend import asarray, to_numpy
+from .._backend import asarray, get_namespace, to_numpy
 from ._active_set import margin_rows
 from ._base import SolverReport
 
@@ -235,7 +235,7 @@ class RowSpaceGeometry:
         self.intercept_strength = float(intercept_strength) if intercept else 0.0
         free = intercept and self.intercept_strength == 0.0
         self.B = np.ones((self.n, 1)) if free else np.zeros((self.n, 0))
-        self.xp = np
+        self.xp = get_namespace()  # the array-API NumPy namespace (numpy 1.x lacks parts)
 
     def columns(self, idx):
         Q = self.kernel.columns(idx) / self.strength
@@ -352,9 +352,9 @@ class DecrementalPath:
     def on_design(cls, state, kkt, damping: float = 0.0, max_events: int | None = None):
         """The path on the explainer's design, started from :func:`hinge_kkt`."""
         obj = state.objective
-        margin = np.asarray(kkt["margin"], dtype=int)
-        nu = to_numpy(kkt["bound_gradient"]).astype(float).copy()
-        nu[margin] = to_numpy(kkt["multipliers"])
+        margin = np.asarray(kkt.margin, dtype=int)
+        nu = to_numpy(kkt.bound_gradient).astype(float).copy()
+        nu[margin] = to_numpy(kkt.multipliers)
         kinks, slopes = obj.loss.kinks(to_numpy(obj.targets))
         return cls(
             DesignGeometry(state, damping),

@@ -33,8 +33,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from .._backend import pivoted_cholesky
-from ._base import InverseHessian
+from .._backend import get_namespace, pivoted_cholesky
 from ._cg import CGInverseHessian
 
 
@@ -60,7 +59,7 @@ class RowSpaceOperator:
         self.s = np.sqrt(np.asarray(curvature, dtype=float))
         self.kernel_diagonal = np.asarray(kernel_diagonal, dtype=float)
         self.strength = float(strength)
-        self.xp = np
+        self.xp = get_namespace()  # the array-API NumPy namespace (numpy 1.x lacks parts)
         self.dtype = self.product_dtype = np.float64  # kernel values are SciPy's
         self.n_params = self.s.size
         self.n_samples = self.s.size
@@ -96,8 +95,12 @@ class RowSpaceOperator:
         return apply
 
 
-class RowSpaceInverse(InverseHessian):
+class RowSpaceInverse:
     """``H^{-1}`` of a kernel model, applied in the training rows' row space.
+
+    Not an :class:`InverseHessian`: the parameters (``w = Phi^T beta``) are
+    never formed, so there is no ``H^{-1} B`` for parameter vectors ``B``;
+    what it offers is :meth:`responses`, ``Phi H^{-1} phi(x)``.
 
     Parameters
     ----------
@@ -109,7 +112,7 @@ class RowSpaceInverse(InverseHessian):
         Largest rank of the Nystroem preconditioner.
     """
 
-    name = "cg"
+    name = "row_space_cg"
 
     def __init__(
         self,
@@ -125,7 +128,8 @@ class RowSpaceInverse(InverseHessian):
         operator = RowSpaceOperator(
             kernel, kernel_diagonal, curvature, strength, preconditioner_rank
         )
-        super().__init__(operator)
+        self.operator = operator
+        self.xp = operator.xp
         self._cg = CGInverseHessian(operator, tol=tol, max_iter=max_iter, verbose=verbose)
         self.report = self._cg.report
         self.report.details["space"] = "rows"
@@ -141,11 +145,3 @@ class RowSpaceInverse(InverseHessian):
         s = op.s[:, None]
         Y = self._cg.solve(s * kernel_columns)
         return (kernel_columns - op.kernel @ (s * Y)) / op.strength
-
-    def _solve(self, B):
-        raise ValueError(
-            "the parameters of a kernel model explained in row space are implicit "
-            "(the feature map is never formed), so parameter-space quantities "
-            "(influence_params, influence_features) are not available. Use "
-            "solver='exact' (kernel features, O(n^2) memory) for them."
-        )

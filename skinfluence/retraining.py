@@ -1,10 +1,11 @@
 """Check influence estimates against real leave-one-out retraining.
 
-Influence functions are first-order approximations; where they and real
-retraining disagree, retraining wins. :func:`leave_one_out` refits the
-explained estimator without each chosen training row (in parallel with
-joblib), measures the actual change of the test quantity, and reports how
-well the estimates agree (Koh & Liang 2017, Figure 2).
+Influence functions are approximations; where they and real retraining
+disagree, retraining wins. :func:`leave_one_out` refits the explained
+estimator without each chosen training row (in parallel with joblib, through
+the explainer's public :meth:`~skinfluence.InfluenceExplainer.retrainer`),
+measures the actual change of the test quantity, and reports how well the
+estimates agree (Koh & Liang 2017, Figure 2).
 """
 
 from __future__ import annotations
@@ -62,16 +63,48 @@ class LeaveOneOutResult:
     agreement: Agreement
 
 
-def _refit_value(final, X, y, sample_weight, drop, spec, X_test, func, Y):
-    """Refit ``final`` without row ``drop`` (None: all rows) and evaluate."""
-    est = clone(final)
-    mask = np.ones(X.shape[0], dtype=bool)
-    if drop is not None:
-        mask[drop] = False
-    kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[mask]}
-    X_fit = X[mask][:, mask] if getattr(spec, "pairwise", False) else X[mask]
-    est.fit(X_fit, y[mask], **kwargs)
-    return np.asarray(func.value(Y, spec.raw_prediction(est, X_test, keep=mask)))
+class Retrainer:
+    """Refit a final estimator without some training rows and evaluate a test
+    quantity: the unit of work of leave-one-out checks (picklable, so that
+    joblib can send it to workers).
+
+    Made by :meth:`InfluenceExplainer.retrainer
+    <skinfluence.InfluenceExplainer.retrainer>`.
+
+    Parameters
+    ----------
+    estimator : unfitted estimator
+        A clone of the explained final estimator, with any refit parameters set.
+    spec : ModelSpec
+        How the estimator's outputs map to the test function.
+    X, y, sample_weight
+        The training rows as the final estimator sees them.
+    X_test : array
+        Test rows as the final estimator sees them.
+    function, targets
+        The test function and its encoded targets.
+    """
+
+    def __init__(self, estimator, spec, X, y, sample_weight, X_test, function, targets):
+        self.estimator = estimator
+        self.spec = spec
+        self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.X_test = X_test
+        self.function, self.targets = function, targets
+
+    def __call__(self, drop=None) -> np.ndarray:
+        """The test quantity of each test row after refitting without the
+        training rows ``drop`` (None: on all rows), shape (n_test,)."""
+        est = clone(self.estimator)
+        mask = np.ones(self.X.shape[0], dtype=bool)
+        if drop is not None:
+            mask[drop] = False
+        kwargs = {} if self.sample_weight is None else {"sample_weight": self.sample_weight[mask]}
+        pairwise = getattr(self.spec, "pairwise", False)
+        X_fit = self.X[mask][:, mask] if pairwise else self.X[mask]
+        est.fit(X_fit, self.y[mask], **kwargs)
+        outputs = self.spec.raw_prediction(est, self.X_test, keep=mask)
+        return np.asarray(self.function.value(self.targets, outputs))
 
 
 def most_influential_rows(explainer, X_test, y_test=None, k=20, *, target="loss"):
@@ -96,11 +129,17 @@ def leave_one_out(
     Parameters
     ----------
     explainer : fitted InfluenceExplainer
-    X_test, y_test : test rows and labels, as for ``explainer.influence``.
+        The explainer whose estimates are checked; its estimator is cloned
+        and refitted, never modified.
+    X_test : array-like of shape (n_test, n_features)
+        Test rows, as for ``explainer.influence``.
+    y_test : array-like of shape (n_test,), default=None
+        Their labels (required for ``target="loss"``).
     rows : int or array-like of int, default=20
         Training rows to remove one at a time; an int ``k`` takes the ``k``
         rows of largest ``|influence|`` on the test rows.
-    target : {"loss", "prediction"}
+    target : {"loss", "prediction"}, default="loss"
+        The test quantity, as for ``explainer.influence``.
     refit_params : dict, default=None
         Parameters set on the clone before refitting (e.g. a tighter ``tol``).
         The estimate assumes exact optima, so refits should converge tightly.
@@ -110,31 +149,16 @@ def leave_one_out(
     Returns
     -------
     LeaveOneOutResult
+        Predicted and actual changes per test row and removed row, and
+        their agreement.
     """
     check_is_fitted(explainer, "solver_")
     if np.isscalar(rows):
         rows = most_influential_rows(explainer, X_test, y_test, int(rows), target=target)
     rows = np.asarray(rows, dtype=int)
-    influence = explainer.influence(X_test, y_test, target=target)
-    predicted = -influence[:, rows]
-
-    from ._explainer import split_pipeline
-
-    _, final = split_pipeline(explainer.estimator)
-    final = clone(final)
-    if refit_params:
-        final.set_params(**refit_params)
-    spec = explainer.spec_
-    X = explainer._X_features
-    Xt = explainer._features(X_test, explainer.feature_map_, final)
-    if y_test is not None:
-        y_test = explainer._check_targets(y_test, Xt.shape[0], spec, name="y_test")
-    func, Y = explainer._test_function(target, y_test, Xt.shape[0])
-    args = (X, explainer._y, explainer._sample_weight)
-    values = Parallel(n_jobs=n_jobs)(
-        delayed(_refit_value)(final, *args, drop, spec, Xt, func, Y)
-        for drop in [None, *rows.tolist()]
-    )
+    predicted = -explainer.influence(X_test, y_test, target=target, rows=rows)
+    retrain = explainer.retrainer(X_test, y_test, target=target, refit_params=refit_params)
+    values = Parallel(n_jobs=n_jobs)(delayed(retrain)(drop) for drop in [None, *rows.tolist()])
     base = values[0]
     actual = np.stack([v - base for v in values[1:]], axis=1)
     return LeaveOneOutResult(rows, predicted, actual, agreement(predicted, actual))

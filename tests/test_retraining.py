@@ -3,7 +3,7 @@
 * Input validation of :class:`InfluenceExplainer`: bad input fails early with
   a clear error, and nothing the user passes (estimator, arrays, data frames)
   is modified.
-* :mod:`skinfluence.validation`: ``leave_one_out`` returns what it says
+* :mod:`skinfluence.retraining`: ``leave_one_out`` returns what it says
   (its ``actual`` is a real refit difference, its ``predicted`` the
   negated influence) and ``agreement`` computes the stated statistics.
 """
@@ -34,7 +34,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.fixes import parse_version
 
 from skinfluence import InfluenceExplainer
-from skinfluence.validation import agreement, leave_one_out
+from skinfluence.retraining import agreement, leave_one_out
 
 
 def _lr(**kw):
@@ -308,7 +308,7 @@ def test_nothing_the_user_passes_is_modified(kind, data):
             np.testing.assert_array_equal(original, copy)
 
 
-# ------------------------------------------------- skinfluence.validation
+# ------------------------------------------------- skinfluence.retraining
 
 
 def test_leave_one_out_actual_is_a_real_refit_difference(binary, oracle):

@@ -54,13 +54,18 @@ $(DOCS_STAMP): $(BIN)/activate pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	touch $(DOCS_STAMP)
 
+# autosummary's pages are regenerated each time: stale ones (of renamed or
+# removed objects) would fail the build; the gallery keeps its cache
 docs: $(DOCS_STAMP)
+	rm -rf doc/generated
 	$(DOCS_ENV) $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
 
 docs-quick: $(DOCS_STAMP)
+	rm -rf doc/generated
 	SKINFLUENCE_QUICK=1 $(DOCS_ENV) $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
 
 docs-online: $(DOCS_STAMP)
+	rm -rf doc/generated
 	SKINFLUENCE_DOCS_INTERSPHINX=1 $(DOCS_ENV) $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
 
 docs-clean:

@@ -703,8 +703,11 @@ class InfluenceExplainer(BaseEstimator):
                 "groups is required: a list of row masks or index arrays, or one "
                 "group label per training row (e.g. X_train['source'])."
             )
-        if hasattr(groups, "to_numpy") or (
-            isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype != bool
+        scalars = isinstance(groups, (list, tuple)) and all(np.ndim(g) == 0 for g in groups)
+        if (
+            scalars
+            or hasattr(groups, "to_numpy")
+            or (isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype != bool)
         ):
             values = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
             if values.shape != (n,):

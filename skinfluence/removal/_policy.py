@@ -240,7 +240,7 @@ def _active_set(ctx):
 
 
 def _path_on_design(ctx):
-    path = DecrementalPath.on_design(ctx.state, ctx.kkt, damping=ctx.damping)
+    path = DecrementalPath.on_design(ctx.state, ctx.kkt, damping=ctx.damping, verbose=ctx.verbose)
     path.report.details["kkt_residual"] = ctx.kkt.residual
     return PathRemoval(ctx.state, path, ctx.budget, ctx.stationarity)
 
@@ -254,6 +254,7 @@ def _row_space_path(ctx, cls=PathRemoval):
         fitted,
         damping=ctx.damping,
         max_events=None if cls.exact else 0,
+        verbose=ctx.verbose,
     )
     return cls(ctx.state, path, ctx.budget, path.kkt_residual)
 

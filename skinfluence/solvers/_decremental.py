@@ -49,6 +49,7 @@ intercept, and the parameter changes are sparse).
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -309,6 +310,11 @@ class DecrementalPath:
         Events followed per removal before the current segment is
         extrapolated to the end (``0``: the first-order active-set estimate).
         ``None``: ``10 n``, with a warning if a removal needs more.
+        A removal also stops after :meth:`max_stalled` consecutive
+        zero-length steps (cycling at a degenerate vertex), with the same
+        warning; the rows are in :attr:`truncated_rows_`.
+    verbose : int
+        Print progress (removals done, events, time) per chunk of removals.
     """
 
     name = "path"
@@ -323,7 +329,9 @@ class DecrementalPath:
         margin,
         multipliers,
         max_events: int | None = None,
+        verbose: int = 0,
     ):
+        self.verbose = verbose
         self.geometry = geometry
         self.n = n = geometry.n
         self.B = geometry.B
@@ -349,7 +357,9 @@ class DecrementalPath:
         self._initial = None  # _KinkSystem of the fitted kink rows
 
     @classmethod
-    def on_design(cls, state, kkt, damping: float = 0.0, max_events: int | None = None):
+    def on_design(
+        cls, state, kkt, damping: float = 0.0, max_events: int | None = None, verbose: int = 0
+    ):
         """The path on the explainer's design, started from :func:`hinge_kkt`."""
         obj = state.objective
         margin = np.asarray(kkt.margin, dtype=int)
@@ -365,11 +375,19 @@ class DecrementalPath:
             margin,
             nu,
             max_events,
+            verbose,
         )
 
     @classmethod
     def in_row_space(
-        cls, state, kernel, strength: float, fitted_strength: float, damping=0.0, max_events=None
+        cls,
+        state,
+        kernel,
+        strength: float,
+        fitted_strength: float,
+        damping=0.0,
+        max_events=None,
+        verbose=0,
     ):
         """The path of a kernel model in row space, started from its dual
         coefficients: ``nu = -lambda beta`` (``fitted_strength``) at the fit.
@@ -387,11 +405,19 @@ class DecrementalPath:
         z = to_numpy(state.z)[:, 0]
         geometry = RowSpaceGeometry(kernel, strength, theta.size > n, intercept_strength=damping)
         fitted = -fitted_strength * theta[:n]
-        path = cls(geometry, weights, kinks, slopes, z, margin_rows(state), fitted, max_events)
+        path = cls(
+            geometry, weights, kinks, slopes, z, margin_rows(state), fitted, max_events, verbose
+        )
         off = ~path.on0  # rows in an interval take its slope
         path.nu0[off] = weights[off] * slopes[off, path.seg0[off]]
         path.kkt_residual = float(np.abs(fitted - path.nu0).sum() / max(weights.sum(), 1e-300))
         return path
+
+    @staticmethod
+    def max_stalled(n_kink_rows: int) -> int:
+        """Consecutive zero-length steps allowed before a removal is declared
+        cycling: enough to pass every kink row once each way."""
+        return 2 * n_kink_rows + 20
 
     def _bounds(self, rows, seg):
         """Multiplier interval of rows on kink ``seg``: the slopes either side."""
@@ -428,7 +454,7 @@ class DecrementalPath:
         if self._initial is None:
             self._initial = _KinkSystem.build(self, np.flatnonzero(self.on0))
         system = self._initial.without(r) if self._initial is not None else None
-        s, events, truncated = 0.0, 0, False
+        s, events, truncated, stalled = 0.0, 0, False, 0
         while s < 1.0:
             if system is None:  # dependent kink rows: solve this segment afresh
                 K = np.flatnonzero(on & others)
@@ -449,6 +475,15 @@ class DecrementalPath:
             delta_free += step * dfree
             s += step
             if event is None:
+                break
+            # zero-length steps at a degenerate vertex (tied or duplicated
+            # rows) can trade the same rows in and out of the kink set for
+            # ever; past a bound the segment is extrapolated and said so
+            stalled = stalled + 1 if step <= 1e-12 else 0
+            if stalled > self.max_stalled(K.size):
+                truncated = True
+                nu[K] += (1.0 - s) * dnu
+                delta_free += (1.0 - s) * dfree
                 break
             i, joins, new_seg = event
             on[i], seg[i] = joins, new_seg
@@ -496,8 +531,9 @@ class DecrementalPath:
     def shifts(self) -> RemovalShifts:
         """Parameter changes of removing each training row (rows with zero
         gradient do not move the optimum)."""
+        started = time.perf_counter()
         events = np.zeros(self.n, dtype=int)
-        truncated, changes = 0, []
+        truncated, changes = [], []
         moving = np.flatnonzero(self.nu0 != 0.0)
         # the removed rows' columns of Q, evaluated a chunk of 8 MiB at a time
         chunk = max(1, 2**20 // self.n)
@@ -507,16 +543,31 @@ class DecrementalPath:
             for k, r in enumerate(rows):
                 change, events[r], cut = self.remove(int(r), columns[:, k])
                 changes.append((int(r), change))
-                truncated += cut
-        if truncated:
+                if cut:
+                    truncated.append(int(r))
+            if self.verbose and moving.size > chunk:
+                done = min(start + chunk, moving.size)
+                print(
+                    f"[path] {done}/{moving.size} removals, {int(events.sum())} events, "
+                    f"{time.perf_counter() - started:.1f} s",
+                    flush=True,
+                )
+        if truncated and not self.first_order:
             warnings.warn(
-                f"the decremental path of {truncated} removal(s) met more than "
-                f"{self.max_events} active-set events (a degenerate fit); their last "
-                "segment is extrapolated, so those estimates are approximate. Check "
-                "them with skinfluence.leave_one_out.",
+                f"the decremental path of {len(truncated)} removal(s) (training rows "
+                f"{truncated[:10]}{' ...' if len(truncated) > 10 else ''}) did not end: "
+                f"more than {self.max_events} active-set events, or zero-length steps "
+                "cycling at a degenerate vertex (tied or duplicated rows). Their last "
+                "segment is extrapolated, so those estimates are approximate; check "
+                "them with skinfluence.retraining.leave_one_out.",
                 RuntimeWarning,
                 stacklevel=3,
             )
         self.events_ = events
-        self.report.details.update(path_events=int(events.sum()), margin_rows=int(self.on0.sum()))
+        self.truncated_rows_ = np.asarray(truncated, dtype=int)
+        self.report.details.update(
+            path_events=int(events.sum()),
+            margin_rows=int(self.on0.sum()),
+            truncated_rows=len(truncated),
+        )
         return RemovalShifts(self.geometry, changes, self.B.shape[1])

@@ -550,9 +550,10 @@ def test_explain_group_by_agrees_with_refits(sources):
     # it concerns, and they are the ones marked rough
     said = [line for line in err.splitlines() if "one Newton step stays far" in line]
     rough = set(table.index[table["note"] == "rough"])
-    assert len(said) == (1 if rough else 0)
-    for g in table.index:
-        assert (repr(g) in said[0]) == (g in rough) if said else True
+    assert rough  # groups of 11-36 % of the rows: the library warns about some
+    assert len(said) == 1 and said[0].startswith("skinfluence: warning: for group(s) ")
+    named = set(re.findall(r"'([^']+)'", said[0].split(" one Newton step")[0]))
+    assert named == rough
 
 
 def test_clean_group_by_finds_the_noisy_source(sources, tmp_path):

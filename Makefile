@@ -47,18 +47,26 @@ bench: install
 # The gallery runs every examples/plot_*.py; docs-quick runs them in their
 # quick mode (what CI does); docs-online adds the intersphinx links (network).
 DOCS_STAMP := $(VENV)/.docs-installed
+# one BLAS thread: the examples' many small fits slowed down by 10x and more
+# with OpenBLAS threads competing for a loaded 2-core machine
+DOCS_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 $(DOCS_STAMP): $(BIN)/activate pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	touch $(DOCS_STAMP)
 
+# autosummary's pages are regenerated each time: stale ones (of renamed or
+# removed objects) would fail the build; the gallery keeps its cache
 docs: $(DOCS_STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html -j 1 doc doc/_build/html
+	rm -rf doc/generated
+	$(DOCS_ENV) $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
 
 docs-quick: $(DOCS_STAMP)
-	SKINFLUENCE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
+	rm -rf doc/generated
+	SKINFLUENCE_QUICK=1 $(DOCS_ENV) $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
 
 docs-online: $(DOCS_STAMP)
-	SKINFLUENCE_DOCS_INTERSPHINX=1 MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
+	rm -rf doc/generated
+	SKINFLUENCE_DOCS_INTERSPHINX=1 $(DOCS_ENV) $(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
 
 docs-clean:
 	rm -rf doc/_build doc/auto_examples doc/generated doc/sg_execution_times.rst

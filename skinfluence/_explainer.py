@@ -224,7 +224,15 @@ class InfluenceExplainer(BaseEstimator):
         solves converged.
     stationarity_ : float
         ``||grad F|| / sum_i ||grad F_i||`` at the fitted parameters.
+    removal_ : RemovalModel
+        How removing rows is computed (chosen by
+        :data:`skinfluence.removal.POLICY`).
     n_train_ : int
+        Number of training rows.
+    training_index_ : pandas.Index or None
+        The training DataFrame's index, to turn row positions (from
+        :meth:`self_influence`, :meth:`most_influential`, ...) into its
+        labels: ``training_index_[np.argsort(-self_influence())]``.
 
     Examples
     --------
@@ -335,7 +343,7 @@ class InfluenceExplainer(BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, Xf, dtype=np.float64)
         self.feature_map_ = feature_map
-        self._train_index = getattr(X, "index", None) if hasattr(X, "iloc") else None
+        self.training_index_ = getattr(X, "index", None) if hasattr(X, "iloc") else None
         self._X_features = Xf
         self._y = y
         self._sample_weight = sample_weight
@@ -690,8 +698,8 @@ class InfluenceExplainer(BaseEstimator):
             order = np.argsort(-val, axis=1, kind="stable")
             out[f"{label}_indices"] = np.take_along_axis(idx, order, 1)
             out[f"{label}_values"] = sign * np.take_along_axis(val, order, 1)
-            if self._train_index is not None:
-                out[f"{label}_labels"] = np.asarray(self._train_index)[out[f"{label}_indices"]]
+            if self.training_index_ is not None:
+                out[f"{label}_labels"] = np.asarray(self.training_index_)[out[f"{label}_indices"]]
         return out
 
     def _groups(self, groups):
@@ -703,8 +711,11 @@ class InfluenceExplainer(BaseEstimator):
                 "groups is required: a list of row masks or index arrays, or one "
                 "group label per training row (e.g. X_train['source'])."
             )
-        if hasattr(groups, "to_numpy") or (
-            isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype != bool
+        scalars = isinstance(groups, (list, tuple)) and all(np.ndim(g) == 0 for g in groups)
+        if (
+            scalars
+            or hasattr(groups, "to_numpy")
+            or (isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype != bool)
         ):
             values = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
             if values.shape != (n,):

@@ -359,3 +359,13 @@ def test_a_registered_estimator_family_is_explained_exactly():
     np.testing.assert_allclose(result.predicted, result.actual, rtol=1e-6, atol=1e-9)
     with pytest.raises(TypeError, match="must be a class"):
         register_estimator(model, _ShrunkLeastSquaresSpec)
+
+
+def test_training_index_maps_positions_to_dataframe_labels(cancer):
+    X, y = cancer
+    frame = pd.DataFrame(X, index=pd.RangeIndex(1000, 1000 + len(y)))
+    model = LogisticRegression(**TIGHT).fit(frame, y)
+    exp = InfluenceExplainer(model).fit(frame, y)
+    worst = np.argsort(-exp.self_influence())[:3]
+    np.testing.assert_array_equal(exp.training_index_[worst], worst + 1000)
+    assert InfluenceExplainer(model).fit(X, y).training_index_ is None

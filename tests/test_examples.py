@@ -211,7 +211,7 @@ def test_tabular_walkthrough(tmp_path):
     assert int(n_flagged_text) == 26
     assert found > 2.5 * chance
     assert "harmful rows with a flipped label" in out
-    assert "rows flagged as likely mislabeled (method: loo_newton, rule: --fraction 0.1)" in out
+    assert "rows flagged as likely mislabeled (method: iterative, rule: --fraction 0.1)" in out
     assert re.search(r"^Test line \d+: label \w+, predicted \w+$", out, re.M)
 
 

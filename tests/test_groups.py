@@ -45,7 +45,9 @@ def test_groups_by_mask_index_or_label_agree(cancer):
     masks = [labels == value for value in order]
     by_mask = exp.group_influence(Xt, yt, masks)
     by_index = exp.group_influence(Xt, yt, [np.flatnonzero(m) for m in masks])
+    by_list = exp.group_influence(Xt, yt, labels.tolist())  # a plain list of labels
     np.testing.assert_allclose(by_mask, by_label, rtol=1e-12)
+    np.testing.assert_allclose(by_list, by_label, rtol=1e-12)
     np.testing.assert_allclose(by_index, by_label, rtol=1e-12)
     assert by_label.shape == (len(yt), 3)
 

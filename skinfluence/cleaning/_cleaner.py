@@ -198,9 +198,9 @@ class InfluenceLabelCleaner(BaseEstimator):
         one-hot encoded (:class:`~skinfluence.preprocessing.TabularPreprocessor`),
         so that a mixed-type DataFrame works as it is.
     method : str, default="iterative"
-        How rows are scored, see above: one of ``"iterative"``,
-        ``"loo_newton"``, ``"loo_loss"``, ``"training_loss"``,
-        ``"self_influence"``, ``"noise_aware"``, ``"validation_influence"``.
+        How rows are scored, see above: ``"iterative"``, ``"loo_newton"``,
+        ``"loo_loss"``, ``"training_loss"``, ``"self_influence"``,
+        ``"noise_aware"`` or ``"validation_influence"``.
     fraction : float in [0, 1], default=None
         Flag the ``ceil(fraction * n_samples)`` highest-scoring rows.
     n_flag : int, default=None

@@ -263,6 +263,9 @@ class NewtonRemoval(FirstOrderRemoval):
     def group_shifts(self, groups):
         return RemovalModel.group_shifts(self, groups)
 
+    def feature_influence(self, query, rows, outputs, n_features):
+        return RemovalModel.feature_influence(self, query, rows, outputs, n_features)
+
     def change_shifts(self, objectives):
         if self._step is None:
             return RemovalModel.change_shifts(self, objectives)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from .._backend import asarray, to_numpy
 from ..objectives._objective import relative_gradient
@@ -119,7 +120,30 @@ def hinge_kkt(state, margin_tol: float = MARGIN_TOL) -> HingeKKT:
 
 
 class ActiveSetInverse(InverseHessian):
-    """KKT-projected inverse for single-output hinge-type objectives.
+    r"""KKT-projected inverse for single-output hinge-type objectives, exact
+    at degenerate vertices too.
+
+    Margin rows ``M`` hold ``Psi_M theta = const`` to first order, so
+    parameter changes live in ``null(Psi_M)``. With ``N`` an orthonormal
+    basis of that null space,
+
+    .. math::  S = N (N^T R N)^{-1} N^T
+
+    is the constrained inverse: removing a row past the kink moves the
+    parameters by ``S u_i psi_i``. Removing margin row ``i`` drops its
+    constraint and its multiplier's term ``nu_i psi_i``: the parameters move
+    by ``S_{-i} nu_i psi_i`` with ``S_{-i}`` the inverse for the other
+    constraints. Where ``psi_i`` lies in the span of the other margin rows
+    (a duplicated row, a one-hot design with tied values: more margin rows
+    than independent directions) the constraints do not change, its twins
+    absorb the multiplier, and the change is 0. Otherwise ``null(Psi_{-i})``
+    gains one direction ``v_i`` and, with ``w_i`` its ``R``-orthogonal part
+    to ``N``, ``S_{-i} = S + w_i w_i^T / (v_i^T R w_i)``; since ``S psi_i =
+    0`` the change is ``nu_i w_i (w_i^T psi_i) / (v_i^T R w_i)``.
+
+    The rank of ``Psi_M`` and the rows that are *essential* (not in the span
+    of the others: leverage 1 in ``Psi_M``'s row space) come from one SVD.
+    Without degeneracy this is the classical KKT solution.
 
     Parameters
     ----------
@@ -129,55 +153,109 @@ class ActiveSetInverse(InverseHessian):
     margin_tol : float
         Rows whose distance from the kink is below ``margin_tol`` count as
         margin rows (solvers stop at a tolerance, so margins are not exact).
+    kkt : HingeKKT, default=None
+        The fit's KKT split, if already computed.
     """
 
     name = "active_set"
+    #: relative singular value below which margin rows count as dependent
+    rank_tol = 1e-9
+    #: leverage above which a margin row is essential (not in the others' span)
+    essential_leverage = 1.0 - 1e-8
 
     def __init__(self, operator, margin_tol: float = MARGIN_TOL, kkt: HingeKKT | None = None):
         super().__init__(operator)
         xp = self.xp
         if kkt is None:
             kkt = hinge_kkt(operator.state, margin_tol)
-        margin, Psi, R = kkt.margin, kkt.Psi, kkt.R
+        margin = kkt.margin
+        Psi, R = to_numpy(kkt.Psi), to_numpy(kkt.R).astype(np.float64)
         if operator.damping:
-            R = R + operator.damping * xp.eye(R.shape[0], dtype=R.dtype)
+            R = R + operator.damping * np.eye(R.shape[0])
+        nu = to_numpy(kkt.multipliers)
+        P, m = R.shape[0], margin.size
         self.margin_rows = margin
         self.bound_gradient = kkt.bound_gradient
-        self.multipliers = nu = kkt.multipliers
-        P, m = R.shape[0], margin.size
-        system = xp.concat(
-            [
-                xp.concat([R, Psi.T], axis=1),
-                xp.concat([Psi, xp.zeros((m, m), dtype=R.dtype)], axis=1),
-            ],
-            axis=0,
-        )
-        try:
-            self._kkt_inv = xp.linalg.inv(system)
-        except np.linalg.LinAlgError as err:
-            raise ValueError(
-                f"the {m} margin support vectors are linearly dependent in the model's "
-                f"{P}-dimensional feature space, so the active-set (t -> 0) hinge "
-                "influence is undefined. Use hinge='smoothed', or a kernel whose feature "
-                "space separates the support vectors."
-            ) from err
-        U = self._kkt_inv[P:, P:]
-        self.margin_scale = -nu / xp.linalg.diagonal(U) if m else nu
+        self.multipliers = kkt.multipliers
         self.n_params = P
+        rank, N, essential, leverage_dirs = _constraint_geometry(Psi, self.rank_tol)
+        A = N.T @ R @ N
+        try:
+            A_factor = scipy.linalg.cho_factor(A) if A.size else None
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                f"the hinge fit is not unique: {P - rank} direction(s) of its {P} parameters "
+                f"are held by no margin row (of {m}) and not penalised (an unpenalised "
+                "intercept with every row strictly inside or outside the margin). Pass "
+                "damping>0, or refit with a larger C."
+            ) from None
+        solve_A = (lambda B: scipy.linalg.cho_solve(A_factor, B)) if A.size else (lambda B: B)
+        self._N, self._solve_A = N, solve_A
+        # the margin rows' parameter changes: 0 for rows in the others' span
+        W = np.zeros((P, m))
+        scale = np.zeros(m)
+        rows = np.flatnonzero(essential)
+        if rows.size:
+            V = leverage_dirs[:, rows]
+            Wr = V - N @ solve_A(N.T @ (R @ V)) if N.shape[1] else V
+            curvature = np.sum(V * (R @ Wr), axis=0)
+            flat = curvature <= 1e-12 * max(np.abs(R).max(), 1e-300)
+            if np.any(flat):
+                raise ValueError(
+                    f"removing margin row(s) {margin[rows[flat]][:10].tolist()} frees a "
+                    "direction the penalty does not hold (an unpenalised intercept), so the "
+                    "optimum without them is not unique. Pass damping>0."
+                )
+            W[:, rows] = Wr
+            scale[rows] = nu[rows] * np.sum(Wr * Psi[rows].T, axis=0) / curvature
+        self._W = asarray(W, xp)
+        self.margin_scale = asarray(scale, xp)
         self.report.details.update(
-            margin_rows=int(m), bound_rows=kkt.n_bound, kkt_residual=kkt.residual
+            margin_rows=int(m),
+            margin_rank=int(rank),
+            essential_margin_rows=int(rows.size),
+            n_params=int(P),
+            bound_rows=kkt.n_bound,
+            kkt_residual=kkt.residual,
+            degenerate=bool(m > rank),
         )
 
     def _solve(self, B):
-        """``S B``: the constrained inverse applied to gradients."""
-        return self._kkt_inv[: self.n_params, : self.n_params] @ B
+        """``S B = N (N^T R N)^{-1} N^T B``: the constrained inverse."""
+        xp = self.xp
+        N = asarray(self._N, xp)
+        if N.shape[1] == 0:
+            return xp.zeros_like(B)
+        inner = self._solve_A(to_numpy(N.T @ B))
+        return N @ asarray(inner, xp)
 
     def margin_solve(self, B):
-        """``T^T B``: (n_margin, m); with :attr:`margin_scale` it gives margin rows'
-        parameter changes projected on ``B``."""
-        return self._kkt_inv[self.n_params :, : self.n_params] @ B
+        """``W^T B``: (n_margin, m); with :attr:`margin_scale` it gives the
+        margin rows' parameter changes projected on ``B``."""
+        return self._W.T @ B
 
     def margin_shifts(self):
         """Parameter change of removing each margin row, (n_params, n_margin)."""
-        T = self._kkt_inv[: self.n_params, self.n_params :]
-        return T * self.margin_scale[None, :]
+        return self._W * self.margin_scale[None, :]
+
+
+def _constraint_geometry(Psi, rank_tol):
+    """``(rank, N, essential, directions)`` of the margin rows' design ``Psi``
+    (m, P): its numerical rank, an orthonormal basis ``N`` of its null space
+    (P, P - rank), which rows are essential (leverage 1 in the row space: not
+    in the span of the others) and, per row, the unit direction ``v_i`` that
+    dropping it frees (``Psi^+ e_i`` normalised; meaningful for essential
+    rows)."""
+    m, P = Psi.shape
+    if m == 0:
+        return 0, np.eye(P), np.zeros(0, dtype=bool), np.zeros((P, 0))
+    U, sv, Vt = np.linalg.svd(Psi, full_matrices=True)
+    rank = int(np.sum(sv > rank_tol * max(m, P) * sv[0])) if sv.size and sv[0] > 0 else 0
+    N = Vt[rank:].T
+    Ur = U[:, :rank]
+    leverage = np.sum(Ur * Ur, axis=1)
+    essential = leverage > ActiveSetInverse.essential_leverage
+    directions = Vt[:rank].T @ (Ur.T / sv[:rank, None])  # Psi^+ (P, m)
+    norms = np.linalg.norm(directions, axis=0)
+    directions = directions / np.where(norms > 0, norms, 1.0)
+    return rank, N, essential, directions

@@ -8,6 +8,7 @@ Examples::
     skinfluence clean data.parquet --target y --fraction 0.05 --method loo_newton
     skinfluence explain data.csv --target label --rows 17 42 --k 5
     skinfluence explain train.csv --target label --test new.csv --out why.csv
+    skinfluence clean data.csv --target label --group-by source
     python -m skinfluence demo
 
 Nothing heavy is imported at module level: ``skinfluence --help`` and
@@ -240,6 +241,14 @@ def _prepare(df, args, progress):
         raise CLIError(f"--drop column(s) {unknown} not found in {args.data}; {_columns(df)}")
     if target in drop:
         raise CLIError(f"--drop {target!r} would drop the target column")
+    group_by = getattr(args, "group_by", None)
+    if group_by is not None:
+        if group_by not in df.columns:
+            raise CLIError(
+                f"--group-by column {group_by!r} not found in {args.data}; {_columns(df)}"
+            )
+        # the grouping column names where rows come from: it is not a feature
+        drop = [*drop, group_by] if group_by not in drop else drop
     missing = df[target].isna()
     if missing.any():
         progress(f"dropping {int(missing.sum())} rows with a missing target")
@@ -308,6 +317,96 @@ def _fit_warnings(model):
             _warn(text)
 
 
+# ----------------------------------------------------------------- groups
+#: how many groups the printed ranking shows at most (the most harmful and the
+#: most helpful half each)
+MAX_GROUPS_SHOWN = 20
+
+
+def _group_labels(df, X, args):
+    """The ``--group-by`` value of each row of ``X`` (a numpy array), checked
+    before any fitting: no missing values, at least two groups, and values
+    shared by several rows (a category, not an identifier)."""
+    column = df.loc[X.index, args.group_by]
+    name = X.index.name
+    missing = column.isna()
+    if missing.any():
+        first = column.index[missing.to_numpy()][0]
+        raise CLIError(
+            f"--group-by column {args.group_by!r} is empty on {int(missing.sum())} rows "
+            f"(e.g. {name} {first}); fill them in (e.g. with 'unknown') or drop those rows"
+        )
+    n_groups = column.nunique()
+    if n_groups < 2:
+        raise CLIError(
+            f"--group-by column {args.group_by!r} has a single value ({column.iloc[0]!r}); "
+            "there is nothing to compare: choose a column with at least two values"
+        )
+    if n_groups > len(column) / 2:
+        raise CLIError(
+            f"--group-by column {args.group_by!r} has {n_groups} distinct values in "
+            f"{len(column)} rows; it needs a categorical column whose values are shared "
+            "by many rows (a source, a date range, a segment)"
+        )
+    return column.to_numpy()
+
+
+@contextmanager
+def _newton_warnings(labels, rough):
+    """Say the library's warning about groups a single Newton step cannot
+    reach as one line that names the groups, and add them to ``rough``; other
+    warnings pass on (to :func:`_fit_warnings`)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = str(w.message)
+        found = re.search(
+            r"one Newton step leaves .*?numbers \[([\d, ]*)\].*?up to (\S+?)\)", text
+        )
+        if found is None:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        named = [labels[int(k)] for k in found.group(1).split(",") if k.strip()]
+        rough.update(named)
+        shown = ", ".join(repr(g) for g in named)
+        _warn(
+            f"for group(s) {shown} one Newton step stays far from the refitted model "
+            f"(relative gradient up to {found.group(2)}): their predicted change, marked "
+            "'rough' below, can be off by a large factor; refit without them to be sure"
+        )
+
+
+def _print_groups(frame, out, extra=()):
+    """The group ranking as a table, most harmful (removal lowers the loss
+    most) first. ``frame`` has ``group``, ``n_rows``, ``loss_change``,
+    ``per_row`` and ``rough``; ``extra`` names further columns to show. Past
+    :data:`MAX_GROUPS_SHOWN` groups only both ends are printed."""
+    header = ("group", "rows", *extra, "loss change", "per row", "note")
+    rows = [
+        (
+            str(r["group"]),
+            str(r["n_rows"]),
+            *(str(r[c]) for c in extra),
+            f"{r['loss_change']:+.4g}",
+            f"{r['per_row']:+.3g}",
+            "rough" if r["rough"] else "",
+        )
+        for r in frame.to_dict("records")
+    ]
+    half = MAX_GROUPS_SHOWN // 2
+    skipped = len(rows) - MAX_GROUPS_SHOWN
+    if skipped > 0:
+        rows = [*rows[:half], None, *rows[-half:]]
+    shown = [r for r in rows if r is not None]
+    widths = [max(len(x[c]) for x in [header, *shown]) for c in range(len(header))]
+    for r in [header, *rows]:
+        if r is None:
+            print(f"  ... {skipped} more groups ...", file=out)
+        else:
+            print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)), file=out)
+
+
 # ------------------------------------------------------------------ clean
 def _summary(issues, args, n_rows, rule):
     out = sys.stdout
@@ -374,6 +473,7 @@ def run_clean(args):
     progress(f"reading {args.data}")
     df = label_rows(read_table(args.data), args.data, args.id_column)
     X, y = _prepare(df, args, progress)
+    groups = None if args.group_by is None else _group_labels(df, X, args)
     model = build_model(model=args.model, C=args.C)
     rule = {"fraction": args.fraction, "n_flag": args.n_flag, "threshold": args.threshold}
     given = [f"--{k.replace('_', '-')} {v:g}" for k, v in rule.items() if v is not None]
@@ -386,10 +486,58 @@ def run_clean(args):
     issues = cleaner.label_issues_.sort_values("rank")
     issues.index.name = df.index.name
     _summary(issues, args, len(y), given[0] if given else "automatic")
+    if groups is not None:
+        _clean_groups(cleaner, X, y.to_numpy(), groups, args, progress)
     if args.out is not None:
         write_table(issues, args.out)
         progress(f"wrote {len(issues)} rows to {args.out}")
     return EXIT_OK
+
+
+def _clean_groups(cleaner, X, y, groups, args, progress):
+    """Rank the ``--group-by`` groups by the predicted change of the summed
+    loss of the *other* groups' unflagged rows if the group were removed:
+    the rows the cleaner trusts judge each group, and a group's own rows
+    (whose loss rises when they leave the training set) do not judge it."""
+    import numpy as np
+    import pandas as pd
+
+    from ._explainer import InfluenceExplainer
+
+    labels = np.unique(groups)  # the explainer's order of the groups
+    kept = np.flatnonzero(~cleaner.flagged_)
+    rough = set()
+    with progress.stage(
+        f"predicting the effect of removing each of the {len(labels)} {args.group_by!r} "
+        "groups (one Newton step)"
+    ):
+        with _fit_warnings(args.model), _newton_warnings(list(labels), rough):
+            explainer = InfluenceExplainer(cleaner.estimator_, approximation="newton")
+            explainer.fit(X, y)
+            effects = np.asarray(explainer.group_influence(X.iloc[kept], y[kept], groups))
+    judges = groups[kept][:, None] != labels[None, :]  # (kept rows, groups)
+    change = -(effects * judges).sum(axis=0)
+    n_judges = judges.sum(axis=0)
+    frame = pd.DataFrame(
+        {
+            "group": labels,
+            "n_rows": [int(np.sum(groups == g)) for g in labels],
+            "flagged": [int(np.sum(cleaner.flagged_[groups == g])) for g in labels],
+            "loss_change": change,
+            "per_row": change / np.maximum(n_judges, 1),
+            "rough": [g in rough for g in labels],
+        }
+    ).sort_values("loss_change", kind="stable")
+    out = sys.stdout
+    print(
+        f"\nGroups of {args.group_by!r}, most harmful first: the predicted change of the "
+        "summed loss of the unflagged rows of the other groups if the model were refitted "
+        "without the group (one Newton step; per row: divided by those rows). Negative: "
+        "removing the group would fit the trusted rows better, its labels or features "
+        "disagree with theirs.",
+        file=out,
+    )
+    _print_groups(frame, out, extra=("flagged",))
 
 
 # ---------------------------------------------------------------- explain
@@ -436,6 +584,7 @@ def run_explain(args):
     progress(f"reading {args.data}")
     train = label_rows(read_table(args.data), args.data, args.id_column)
     X, y = _prepare(train, args, progress)
+    groups = None if args.group_by is None else _group_labels(train, X, args)
     X_test, y_test, test_name = _test_rows(args, train, X, y, progress)
     model = build_model(model=args.model, C=args.C)
     # positions as the index: the explainer's answers are then positions and
@@ -478,10 +627,45 @@ def run_explain(args):
                 )
     table = pd.DataFrame.from_records(records)
     _explain_summary(table, args, test_name, train_name, explained)
+    if groups is not None:
+        _explain_groups(model, X_pos, y.to_numpy(), X_test, np.asarray(y_test), groups, args,
+                        progress, explained)  # fmt: skip
     if args.out is not None:
         write_table(table, args.out, index=False)
         progress(f"wrote {len(table)} rows to {args.out}")
     return EXIT_OK
+
+
+def _explain_groups(model, X, y, X_test, y_test, groups, args, progress, explained):
+    """Rank the ``--group-by`` groups by the predicted change of the test
+    rows' summed loss if the model were refitted without the group."""
+    import numpy as np
+
+    from ._explainer import InfluenceExplainer
+
+    labels = list(np.unique(groups))  # the explainer's order of the groups
+    rough = set()
+    with progress.stage(
+        f"predicting the effect of removing each of the {len(labels)} {args.group_by!r} "
+        "groups (one Newton step)"
+    ):
+        with _fit_warnings(args.model), _newton_warnings(labels, rough):
+            explainer = InfluenceExplainer(model, approximation="newton").fit(X, y)
+            frame = explainer.most_influential_groups(
+                X_test.reset_index(drop=True), y_test, groups
+            )
+    frame["loss_change"] = -frame["influence"]
+    frame["per_row"] = -frame["mean_influence"]
+    frame["rough"] = [g in rough for g in frame["group"]]
+    out = sys.stdout
+    print(
+        f"\nGroups of {args.group_by!r}, most harmful first: the predicted change of the "
+        f"summed loss of the {len(y_test)} test row(s) ({explained}s) if the model were "
+        "refitted without the group (one Newton step; per row: divided by the test rows). "
+        "Negative: removing the group would lower that loss.",
+        file=out,
+    )
+    _print_groups(frame, out)
 
 
 def _explain_summary(table, args, test_name, train_name, explained):
@@ -583,6 +767,14 @@ def build_parser():
     how.add_argument("--threshold", type=float, help="flag rows scoring at least this")
     clean.add_argument("--out", help="write all rows' scores here (.csv, .tsv or .parquet)")
     clean.add_argument("--top", type=int, default=10, help="suspects to print (default 10)")
+    clean.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="a categorical column (data source, date range, segment; not used as a "
+        "feature): also rank its groups by the predicted change of the summed loss of "
+        "the other groups' unflagged rows if the group were removed (one Newton step "
+        "per group)",
+    )
     clean.set_defaults(func=run_clean)
 
     explain = sub.add_parser(
@@ -611,6 +803,13 @@ def build_parser():
         "--k", type=int, default=5, help="harmful and helpful rows per test row (default 5)"
     )
     explain.add_argument("--out", help="write the table here (.csv, .tsv or .parquet)")
+    explain.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="a categorical column of the training table (data source, date range, "
+        "segment; not used as a feature): also rank its groups by the predicted change of "
+        "the test rows' summed loss if the group were removed (one Newton step per group)",
+    )
     explain.set_defaults(func=run_explain)
 
     demo = sub.add_parser("demo", help="explain a model's mistake on bundled data")
@@ -661,6 +860,13 @@ def _validate(args):
         )
     if args.drop and args.id_column in args.drop:
         raise CLIError(f"--drop {args.id_column!r} is the --id-column")
+    group_by = getattr(args, "group_by", None)
+    if group_by is not None and group_by in (args.target, args.id_column):
+        what = "--target" if group_by == args.target else "--id-column"
+        raise CLIError(
+            f"--group-by {group_by!r} is the {what} column; group by a categorical column "
+            "such as a data source"
+        )
     if args.out is not None:
         _check_output(args, args.out)
     if args.command == "clean":

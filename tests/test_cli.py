@@ -469,3 +469,169 @@ def test_explain_test_file_without_labels(table, tmp_path):
         ["explain", str(table.csv), "--target", "diagnosis", "--rows", "1", "--quiet"]
     )
     assert code == 2 and "no training row with line 1" in err
+
+
+# ------------------------------------------------------------- --group-by
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """Breast cancer with a ``source`` column; a third of the labels of
+    ``clinic_c`` are flipped."""
+    data = load_breast_cancer(as_frame=True)
+    df = data.frame.iloc[:, [0, 1, 2, 3, 6, 7, 20, 21, 22, 27]].copy()
+    rng = np.random.default_rng(0)
+    label = np.where(data.target == 1, "benign", "malignant")
+    source = rng.choice(
+        ["clinic_a", "clinic_b", "clinic_c", "clinic_d"], len(df), p=[0.4, 0.3, 0.2, 0.1]
+    )
+    bad = np.flatnonzero(source == "clinic_c")
+    flip = rng.choice(bad, len(bad) // 3, replace=False)
+    label[flip] = np.where(label[flip] == "benign", "malignant", "benign")
+    df["source"] = source
+    df["diagnosis"] = label
+    path = tmp_path_factory.mktemp("groups") / "sources.csv"
+    df.to_csv(path, index=False)
+    return types.SimpleNamespace(df=df, csv=path)
+
+
+def _group_table(out, header_start):
+    """The printed group ranking after the paragraph starting ``header_start``,
+    as a DataFrame indexed by group."""
+    lines = out[out.index(header_start) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["group", "rows"])
+    names = lines[start].split()
+    names[names.index("loss")] = "loss_change"
+    names.remove("change")
+    names[names.index("per")] = "per_row"
+    names.remove("row")
+    rows = []
+    for line in lines[start + 1 :]:
+        fields = line.split()
+        if not fields or fields[0] == "...":
+            break
+        rows.append(dict(zip(names, fields + [""] * (len(names) - len(fields)), strict=True)))
+    table = pd.DataFrame(rows).set_index("group")
+    return table.astype({"rows": int, "loss_change": float, "per_row": float})
+
+
+def _fitted(sources):
+    X = sources.df.drop(columns=["diagnosis", "source"])
+    y = sources.df["diagnosis"].to_numpy()
+    return X, y, sources.df["source"].to_numpy(), cli.build_model().fit(X, y)
+
+
+def test_explain_group_by_agrees_with_refits(sources):
+    """``explain --group-by``: the printed change of the test rows' summed loss
+    follows refits without each group (the pipeline's preprocessing kept), and
+    the column is not a feature."""
+    from skinfluence import InfluenceExplainer
+
+    rows = ["2", "3", "4", "5", "40", "41"]
+    code, out, err = run(
+        ["explain", str(sources.csv), "--target", "diagnosis", "--rows", *rows, "--k", "1",
+         "--group-by", "source"]
+    )  # fmt: skip
+    assert code == 0, err
+    assert "10 feature columns" in err  # source is left out of the features
+    assert "one Newton step" in out
+    table = _group_table(out, "Groups of 'source'")
+    assert table["loss_change"].is_monotonic_increasing  # most harmful first
+    X, y, source, model = _fitted(sources)
+    for g, n in table["rows"].items():
+        assert n == np.sum(source == g)
+    test = [int(r) - 2 for r in rows]
+    retrain = InfluenceExplainer(model).fit(X, y).retrainer(X.iloc[test], y[test])
+    base = retrain(None).sum()
+    real = pd.Series({g: retrain(np.flatnonzero(source == g)).sum() - base for g in table.index})
+    predicted = table["loss_change"]
+    assert (np.sign(predicted) == np.sign(real)).all(), (predicted, real)
+    assert np.corrcoef(predicted, real)[0, 1] >= 0.9
+    assert predicted.to_numpy() == pytest.approx(real.to_numpy(), rel=0.6)
+    # the library's warning about far Newton steps is one line naming the groups
+    # it concerns, and they are the ones marked rough
+    said = [line for line in err.splitlines() if "one Newton step stays far" in line]
+    rough = set(table.index[table["note"] == "rough"])
+    assert rough  # groups of 11-36 % of the rows: the library warns about some
+    assert len(said) == 1 and said[0].startswith("skinfluence: warning: for group(s) ")
+    named = set(re.findall(r"'([^']+)'", said[0].split(" one Newton step")[0]))
+    assert named == rough
+
+
+def test_clean_group_by_finds_the_noisy_source(sources, tmp_path):
+    """``clean --group-by``: each group is judged by the unflagged rows of
+    the other groups; the printed changes follow refits without each group."""
+    from skinfluence import InfluenceExplainer
+
+    issues_file = tmp_path / "issues.csv"
+    code, out, err = run(
+        ["clean", str(sources.csv), "--target", "diagnosis", "--group-by", "source",
+         "--out", str(issues_file)]
+    )  # fmt: skip
+    assert code == 0, err
+    table = _group_table(out, "Groups of 'source'")
+    assert table.index[0] == "clinic_c" and table["loss_change"].iloc[0] < 0
+    assert (table["loss_change"].iloc[1:] > 0).all()
+    issues = pd.read_csv(issues_file, index_col="line").sort_index()
+    flagged = issues["flagged"].to_numpy()
+    X, y, source, model = _fitted(sources)
+    for g in table.index:
+        assert int(table.loc[g, "flagged"]) == flagged[source == g].sum()
+    kept = np.flatnonzero(~flagged)
+    retrain = InfluenceExplainer(model).fit(X, y).retrainer(X.iloc[kept], y[kept])
+    base = retrain(None)
+    real = {}
+    for g in table.index:
+        judges = source[kept] != g
+        real[g] = (retrain(np.flatnonzero(source == g)) - base)[judges].sum()
+    real = pd.Series(real)
+    predicted = table["loss_change"]
+    assert (np.sign(predicted) == np.sign(real)).all(), (predicted, real)
+    assert np.corrcoef(predicted, real)[0, 1] >= 0.9
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--group-by", "diagnosis"], "--group-by 'diagnosis' is the --target column"),
+        (["--group-by", "mean radius", "--id-column", "mean radius"], "is the --id-column"),
+    ],
+)
+@pytest.mark.parametrize("command", ["clean", "explain"])
+def test_group_by_arguments_checked_first(sources, no_work, command, extra, message):
+    more = ["--rows", "2"] if command == "explain" else []
+    code, out, err = run([command, str(sources.csv), "--target", "diagnosis", *more, *extra])
+    assert code == 2 and "error:" in err and message in err, err
+    assert out == ""
+
+
+@pytest.mark.parametrize("command", ["clean", "explain"])
+def test_group_by_column_checked_before_fitting(sources, tmp_path, monkeypatch, command):
+    def build_model(**kwargs):
+        raise AssertionError("fitting started")
+
+    monkeypatch.setattr(cli, "build_model", build_model)
+    df = sources.df.copy()
+    df["one"] = "same"
+    df["gaps"] = np.where(np.arange(len(df)) == 7, None, df["source"])
+    df["serial"] = np.arange(len(df))
+    path = tmp_path / "bad.csv"
+    df.to_csv(path, index=False)
+    more = ["--rows", "2"] if command == "explain" else []
+    cases = {
+        "nowhere": "--group-by column 'nowhere' not found",
+        "one": "has a single value ('same')",
+        "gaps": "is empty on 1 rows (e.g. line 9)",
+        "serial": "has 569 distinct values in 569 rows",
+    }
+    for column, message in cases.items():
+        argv = [command, str(path), "--target", "diagnosis", *more, "--group-by", column]
+        code, out, err = run([*argv, "--quiet"])
+        assert code == 2 and "error:" in err and message in err, (column, err)
+
+
+def test_group_by_help():
+    for command in ("clean", "explain"):
+        code, out, _ = run([command, "--help"])
+        text = " ".join(out.split())
+        assert code == 0
+        assert "--group-by COLUMN" in text and "not used as a feature" in text
+        assert "Newton step" in text

@@ -215,6 +215,45 @@ def test_tabular_walkthrough(tmp_path):
     assert re.search(r"^Test line \d+: label \w+, predicted \w+$", out, re.M)
 
 
+def test_group_removal(tmp_path):
+    """Dropping whole segments of the diabetes patients: the first-order sum
+    of single-row influences barely follows the refits, one Newton step does
+    (and warns about the segments it cannot reach in one step), Newton
+    iterations equal them."""
+    png = tmp_path / "groups.png"
+    out = run_example("plot_group_removal.py", tmp_path, "--out", str(png), quick_env=True)
+    assert f"wrote {png}" in out
+    assert_png(png, min_width=1000)
+    ((n_groups, n_train, n_test),) = parse(
+        r"^(\d+) segments of (\d+) training patients .* of (\d+) held-out patients", out
+    )
+    assert int(n_groups) == 10  # quick mode: sex and the quartiles of two columns
+    assert int(n_train) + int(n_test) == 442
+    stats = {
+        name: (float(r), float(s))
+        for name, r, s in parse(
+            r"^(influence|newton|refit)\s+Pearson R = ([-\d.]+)\s+slope = ([-\d.]+)", out
+        )
+    }
+    assert set(stats) == {"influence", "newton", "refit"}
+    r_refit, s_refit = stats["refit"]
+    assert r_refit >= 0.9999 and abs(s_refit - 1.0) <= 0.01
+    r_newton, s_newton = stats["newton"]
+    assert r_newton >= 0.95 and 0.8 <= s_newton <= 1.3
+    assert stats["influence"][0] < 0.5  # the first-order sum misses the large effects
+    assert re.search(r"^newton warns: one Newton step leaves \d+ change", out, re.M)
+    assert "influence warns" not in out and "refit warns" not in out
+    # the printed table: refit equals the refitted change on every segment
+    rows = parse(
+        r"^(\S+(?: Q\d)?)\s+(\d+)\s+([-+][\d.]+)\s+([-+][\d.]+)\s+([-+][\d.]+)\s+([-+][\d.]+)$",
+        out,
+    )
+    assert len(rows) == int(n_groups)
+    for *_, refit, actual in rows:
+        assert abs(float(refit) - float(actual)) <= 2e-3
+    assert "most_influential_groups by age band" in out
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_is_tested(name):
     """A new script in ``examples/`` needs its own test here."""
@@ -224,6 +263,7 @@ def test_every_example_is_tested(name):
         "plot_figure3_smooth_hinge.py",
         "plot_figure4_rbf_vs_logistic.py",
         "plot_figure6_label_review.py",
+        "plot_group_removal.py",
         "plot_tabular_walkthrough.py",
         "plot_training_set_attack.py",
     }

@@ -795,10 +795,14 @@ class InfluenceExplainer(BaseEstimator):
     def _group_effects(self, X_test, y_test, members, target):
         """``-(change of L)`` per group and test row, (n_groups, n_test)."""
         query = self._prepare_test(X_test, y_test, target)
-        removal = self.removal_
+        return self._effects(query, self.removal_.group_shifts(members))
+
+    def _effects(self, query, shifts):
+        """``-(change of L)`` of the parameter changes ``shifts`` (n_params,
+        r) on every test row of ``query``, (r, n_test); the test function at
+        the shifted outputs where the removal model evaluates groups so."""
         factors = query.at(slice(0, query.n_samples), self.state_.theta) + (query.function,)
-        shifts = removal.group_shifts(members)
-        return effect_of_shifts(factors, shifts, removal.group_exact)
+        return effect_of_shifts(factors, shifts, self.removal_.group_exact)
 
     @_with_memory_advice
     def relabel_influence(
@@ -856,9 +860,7 @@ class InfluenceExplainer(BaseEstimator):
             )
         labels = self._check_targets(labels, rows.size, self.spec_, name="labels")
         query = self._prepare_test(X_test, y_test, target)
-        factors = query.at(slice(0, query.n_samples), self.state_.theta) + (query.function,)
-        shifts = self.removal_.relabel_shifts(rows, labels)
-        effect = effect_of_shifts(factors, shifts, self.removal_.group_exact)
+        effect = self._effects(query, self.removal_.relabel_shifts(rows, labels))
         return self._output(effect.T)
 
     def most_influential_groups(

@@ -801,7 +801,7 @@ class InfluenceExplainer(BaseEstimator):
         """``-(change of L)`` of the parameter changes ``shifts`` (n_params,
         r) on every test row of ``query``, (r, n_test); the test function at
         the shifted outputs where the removal model evaluates groups so."""
-        factors = query.at(slice(0, query.n_samples), self.state_.theta) + (query.function,)
+        factors = query.evaluated(slice(0, query.n_samples), self.state_.theta)
         return effect_of_shifts(factors, shifts, self.removal_.group_exact)
 
     @_with_memory_advice

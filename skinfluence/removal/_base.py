@@ -85,6 +85,11 @@ class TestQuery:
         sub = self.design.take(rows)
         return sub, self.targets[rows, ...], sub.predict(theta)
 
+    def evaluated(self, rows, theta):
+        """``(design, targets, outputs, function)`` of the test rows ``rows``:
+        what :func:`effect_of_shifts` evaluates parameter changes on."""
+        return (*self.at(rows, theta), self.function)
+
     def gradients(self, rows, theta):
         """``grad_theta L(z_j)`` for the test rows ``rows``: (n_params, b)."""
         sub, Y, z = self.at(rows, theta)
@@ -194,19 +199,21 @@ class RemovalModel:
         at once, (n_params, n_groups); ``groups`` is a list of index arrays."""
         if self.data is None:
             self.change_shifts([])  # raises: not available
-        return self.change_shifts([self.data.without(rows) for rows in groups])
+        # a generator: each objective holds a copy of the training rows
+        return self.change_shifts(self.data.without(rows) for rows in groups)
 
     def relabel_shifts(self, rows, labels):
         """The parameter change of giving row ``rows[k]`` the target
         ``labels[k]`` (one change at a time), (n_params, n_rows)."""
         if self.data is None:
             self.change_shifts([])  # raises: not available
-        objectives = [self.data.relabelled(r, lab) for r, lab in zip(rows, labels, strict=True)]
-        return self.change_shifts(objectives)
+        pairs = zip(rows, labels, strict=True)
+        return self.change_shifts(self.data.relabelled(r, label) for r, label in pairs)
 
     def change_shifts(self, objectives):
         """The parameter change to the optimum of each changed objective
-        ``F'`` (rows removed, labels changed), (n_params, n_changes)."""
+        ``F'`` (rows removed, labels changed; an iterable, consumed once),
+        (n_params, n_changes)."""
         raise NotAvailableError(
             f"group removals and relabelling are not available with approximation="
             f"{self.name!r} for this model; they need a smooth objective in parameter "

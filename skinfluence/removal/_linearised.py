@@ -93,11 +93,11 @@ class FirstOrderRemoval(RemovalModel):
 
     def change_shifts(self, objectives):
         """``-H^{-1} (grad F'(theta) - grad F(theta))``: one solve for all."""
-        if not objectives:
-            return RemovalModel.change_shifts(self, objectives)
         xp, theta = self.xp, self.state.theta
         fitted = self.state.gradient()
         changes = [objective.at(theta).gradient() - fitted for objective in objectives]
+        if not changes:
+            return RemovalModel.change_shifts(self, changes)
         return -self.solver.solve(xp.stack(changes, axis=1))
 
     def own_output_shifts(self):

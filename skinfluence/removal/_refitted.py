@@ -34,8 +34,7 @@ class ParameterShiftRemoval(RemovalModel):
     exact = True
 
     def test_factors(self, query, rows):
-        sub, Y, z = query.at(rows, self.state.theta)
-        return sub, Y, z, query.function
+        return query.evaluated(rows, self.state.theta)
 
     def training_width(self, test_width):
         return max(test_width, self.state.n_params)  # a block forms its parameter changes
@@ -259,51 +258,47 @@ class NewtonRefitRemoval(ParameterShiftRemoval):
         minimiser.report.details["rows_refitted"] = 0
 
     def parameter_shifts(self, rows):
-        xp, minimiser = self.xp, self.solver
         if isinstance(rows, slice):
             rows = np.arange(rows.start, rows.stop)
         rows = np.asarray(to_numpy(rows), dtype=np.int64)
-        shifts, failed = [], []
-        everything = np.arange(self.n_train)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for r in rows.tolist():
-                objective = self.data.keeping(np.delete(everything, r))
-                theta, report = minimiser.minimise(objective, self.optimum)
-                if not report.converged:
-                    failed.append((r, report.residual))
-                shifts.append(theta - self.optimum)
-        _say_once(caught)
-        if failed:
-            worst = max(res for _, res in failed)
-            warnings.warn(
-                f"Newton iterations without row(s) {[r for r, _ in failed][:10]} stopped "
-                f"after {minimiser.max_iter} iterations at a relative gradient of "
-                f"{worst:.2g} (tol {minimiser.tol:.0e}); their effects are not converged. "
-                "Pass damping>0 or check the model's convergence.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        minimiser.report.details["rows_refitted"] += len(rows)
-        if not shifts:
-            return xp.zeros((self.state.n_params, 0), dtype=self.state.theta.dtype)
-        return xp.stack(shifts, axis=1)
+        if rows.size == 0:
+            return self.xp.zeros((self.state.n_params, 0), dtype=self.state.theta.dtype)
+        # built one at a time: each objective holds a copy of the training rows
+        objectives = (self.data.without([r]) for r in rows.tolist())
+        shifts = self._minimise_each(objectives, "without row(s)", rows.tolist())
+        self.solver.report.details["rows_refitted"] += len(rows)
+        return shifts
 
     group_exact = True
 
     def change_shifts(self, objectives):
         """Newton iterations to the optimum of each changed objective."""
-        shifts = []
-        for objective in objectives:
-            theta, report = self.solver.minimise(objective, self.optimum)
-            if not report.converged:
-                warnings.warn(
-                    "Newton iterations on a changed objective stopped at a relative "
-                    f"gradient of {report.residual:.2g}; its effect is not converged.",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-            shifts.append(theta - self.optimum)
+        return self._minimise_each(objectives, "on change(s) (in the order given)")
+
+    def _minimise_each(self, objectives, what, names=None):
+        """``theta' - theta`` for each objective, (n_params, r). Warnings of
+        the per-objective solves are said once each, and the objectives whose
+        iterations did not converge are named together."""
+        minimiser = self.solver
+        shifts, failed = [], []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for k, objective in enumerate(objectives):
+                theta, report = minimiser.minimise(objective, self.optimum)
+                if not report.converged:
+                    failed.append((k if names is None else names[k], report.residual))
+                shifts.append(theta - self.optimum)
+        _say_once(caught)
+        if failed:
+            worst = max(res for _, res in failed)
+            warnings.warn(
+                f"Newton iterations {what} {[k for k, _ in failed][:10]} stopped after "
+                f"{minimiser.max_iter} iterations at a relative gradient of {worst:.2g} "
+                f"(tol {minimiser.tol:.0e}); their effects are not converged. Pass "
+                "damping>0 or check the model's convergence.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         return self.xp.stack(shifts, axis=1)
 
 

@@ -219,3 +219,50 @@ def test_relabel_checks_its_labels(cancer):
         exp.relabel_influence(Xt, yt, [1, 2, 3], [0, 1])
     with pytest.raises(ValueError, match="rows is required"):
         exp.relabel_influence(Xt, yt)
+
+
+def test_groups_and_relabels_on_a_mixed_table_with_string_labels():
+    """A table shaped like users' tables: string labels, a categorical and an
+    integer-coded column, missing values and duplicated rows, through the
+    default preprocessing. Group removal and relabelling with
+    approximation="refit" match real refits of the pipeline's final step."""
+    from sklearn.pipeline import make_pipeline
+
+    from skinfluence.preprocessing import TabularPreprocessor
+
+    rng = np.random.default_rng(4)
+    n = 240
+    frame = pd.DataFrame(
+        {
+            "income": rng.normal(50, 15, n).round(0),
+            "rooms": rng.integers(1, 6, n),
+            "region": rng.choice(["north", "south", "east"], n),
+        }
+    )
+    frame.loc[rng.choice(n, 12, replace=False), "income"] = np.nan
+    frame.loc[rng.choice(n, 8, replace=False), "region"] = None
+    logit = 0.05 * (frame["income"].fillna(50) - 50) + 0.4 * (frame["region"] == "south")
+    y = np.where(logit + rng.logistic(size=n) > 0, "yes", "no")
+    frame = pd.concat([frame, frame.iloc[:30]], ignore_index=True)  # duplicated rows
+    y = np.concatenate([y, y[:30]])
+    model = make_pipeline(TabularPreprocessor(), LogisticRegression(**TIGHT)).fit(frame, y)
+    exp = InfluenceExplainer(model, approximation="refit").fit(frame, y)
+    test = frame.iloc[:6]
+    groups = frame["region"].fillna("missing")
+    predicted = -exp.group_influence(test, y[:6], groups)
+    retrain = exp.retrainer(test, y[:6])
+    base = retrain(None)
+    for g, value in enumerate(np.unique(groups)):
+        actual = retrain(np.flatnonzero(groups == value)) - base
+        np.testing.assert_allclose(predicted[:, g], actual, rtol=1e-4, atol=1e-8)
+    rows = [0, 240]  # a row and its duplicate
+    flipped = np.where(y[rows] == "yes", "no", "yes")
+    predicted = -exp.relabel_influence(test, y[:6], rows, flipped)
+    Xf = exp.feature_map_.transform(frame)
+    for k, (row, label) in enumerate(zip(rows, flipped, strict=True)):
+        changed = y.copy()
+        changed[row] = label
+        refit = LogisticRegression(**TIGHT).fit(Xf, changed)
+        proba = refit.predict_proba(exp.feature_map_.transform(test))
+        own = -np.log(proba[np.arange(6), np.searchsorted(refit.classes_, y[:6])])
+        np.testing.assert_allclose(predicted[:, k], own - base, rtol=1e-4, atol=1e-8)

@@ -764,10 +764,12 @@ class InfluenceExplainer(BaseEstimator):
 
         * ``"influence"`` -- the sum of the rows' influences (first order);
           it understates large groups' effects (Koh, Ang, Teo & Liang 2019).
-        * ``"newton"`` -- one Newton step on the objective without the group,
-          ``Delta_G = (H - H_G)^{-1} g_G`` (class weights, penalty shares and
-          ``1/n`` recomputed; exact for least squares), with the test
-          function evaluated at the shifted outputs.
+        * ``"newton"`` -- one Newton step on the objective ``F_{-G}`` without
+          the group, ``d_G = (H - H_G)^{-1} g_G`` (class weights, penalty
+          shares and ``1/n`` recomputed), its length set by an exact line
+          search, ``Delta_G = t* d_G`` with ``t* = argmin_t F_{-G}(theta +
+          t d_G)`` (``t* = 1`` for least squares, where the step is exact);
+          the test function is evaluated at the shifted outputs.
         * ``"refit"`` -- Newton iterations to the optimum without the group.
 
         Parameters

@@ -61,16 +61,18 @@ def test_first_order_group_is_the_sum_of_row_influences(cancer):
     np.testing.assert_allclose(exp.group_influence(Xt, yt, groups), expected, rtol=1e-9)
 
 
-def test_newton_groups_match_refits_where_the_sum_understates(cancer):
-    """5 % groups, random and sharing a feature range: one Newton step with
-    the group's Hessian taken out agrees with refits (Pearson >= 0.99, slope
-    within 0.9-1.1) on every group it does not warn about; the sum of
-    single-row influences is further off; Newton iterations are exact."""
+@pytest.mark.parametrize("size", [20, 43])  # 5 % and 10 % of the rows
+def test_newton_groups_match_refits_where_the_sum_understates(cancer, size):
+    """Random groups and groups sharing a feature range: one line-searched
+    Newton step with the group's Hessian taken out agrees with refits
+    (Pearson >= 0.99, slope within 0.9-1.1) on every group it does not warn
+    about; the sum of single-row influences is further off; Newton
+    iterations are exact."""
     model, X, y, Xt, yt = cancer
     rng = np.random.default_rng(0)
     order = np.argsort(X[:, 3])
-    groups = [rng.choice(len(y), 20, replace=False) for _ in range(4)]
-    groups += [order[s : s + 20] for s in (0, 150, 300, 380)]
+    groups = [rng.choice(len(y), size, replace=False) for _ in range(4)]
+    groups += [order[s : s + size] for s in (0, 150, 300, len(y) - size)]
     actual = _refitted_changes(InfluenceExplainer(model).fit(X, y), Xt, yt, groups)
     found, warned = {}, set()
     for approximation in ("influence", "newton", "refit"):
@@ -102,6 +104,30 @@ def test_newton_group_removal_is_exact_for_least_squares():
     np.testing.assert_allclose(predicted, actual, rtol=1e-7, atol=1e-9)
     predicted = -exp.group_influence(X[:5], y[:5], groups)  # the loss, at the new outputs
     np.testing.assert_allclose(predicted, _refitted_changes(exp, X[:5], y[:5], groups), rtol=1e-7)
+
+
+def test_the_newton_group_step_minimises_the_objective_along_its_direction(cancer):
+    """``Delta = t* d``: the slope of the objective without the group along
+    the step vanishes at ``Delta`` (an exact line search), and ``t*`` is not
+    the pure step's 1 for a tenth of a logistic regression's rows."""
+    model, X, y, Xt, yt = cancer
+    exp = InfluenceExplainer(model, approximation="newton").fit(X, y)
+    group = np.random.default_rng(1).choice(len(y), 43, replace=False)
+    delta = exp.removal_.group_shifts([group])[:, 0]
+    without = exp.removal_.data.without(group)
+    theta, fitted = exp.state_.theta, exp.state_.gradient()
+
+    def slope(t):
+        return float((without.at(theta + t * delta).gradient() - fitted) @ delta)
+
+    assert abs(slope(1.0)) <= 1e-5 * abs(slope(0.0))
+    assert slope(0.9) < 0 < slope(1.1)  # a minimum along the line, not a saddle
+    pure = -exp.removal_._step.minimiser.newton_step(
+        without.at(theta), without.at(theta).gradient() - fitted
+    )
+    t = float(delta @ pure) / float(pure @ pure)
+    np.testing.assert_allclose(delta, t * pure, rtol=1e-10, atol=1e-14)
+    assert abs(t - 1) > 0.01
 
 
 def test_a_newton_step_far_from_the_group_optimum_says_so(cancer):

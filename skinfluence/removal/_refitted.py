@@ -150,15 +150,24 @@ class NewtonMinimiser:
 
 
 class NewtonChangeStep:
-    r"""One Newton step from the fitted parameters to the optimum of a
-    changed objective ``F'`` (rows removed, labels changed):
+    r"""One Newton direction from the fitted parameters towards the optimum of
+    a changed objective ``F'`` (rows removed, labels changed), with its length
+    set by an exact line search on ``F'``:
 
-    .. math::  \Delta = -H'(\theta)^{-1} \big(\nabla F'(\theta) - \nabla F(\theta)\big).
+    .. math::
+
+        d = -H'(\theta)^{-1} \big(\nabla F'(\theta) - \nabla F(\theta)\big),
+        \qquad
+        \Delta = t^* d, \quad t^* = \arg\min_t F'(\theta + t d).
 
     Subtracting ``grad F`` keeps the fit's own tolerance out of the step;
-    for least squares the step is the exact change. Each call also returns
-    the relative gradient of ``F'`` left after the step (about 0 when one
-    step reaches the optimum).
+    for least squares ``t* = 1`` and the step is the exact change. The line
+    search costs a few gradient evaluations of ``F'`` and no further solve:
+    removing a tenth of a logistic regression's rows moves the curvature
+    enough for the pure step (``t = 1``) to miss the refitted effect by up to
+    1.3x along an otherwise right direction (``benchmarks/bench_groups.py``).
+    Each call also returns the relative gradient of ``F'`` left after the
+    step (about 0 when one step reaches the optimum).
 
     Parameters
     ----------
@@ -171,6 +180,10 @@ class NewtonChangeStep:
     #: relative gradient (:func:`relative_gradient`) left after the step
     #: above which the step is reported as far from the changed optimum
     tol = 1e-2
+    #: the line search stops when the slope ``phi'(t)`` is this fraction of
+    #: ``|phi'(0)|``, or after ``max_evaluations`` gradients
+    slope_tol = 1e-6
+    max_evaluations = 20
 
     def __init__(self, state, minimiser):
         self.state = state
@@ -179,11 +192,61 @@ class NewtonChangeStep:
 
     def __call__(self, objective):
         """``(Delta, residual)`` for the changed objective ``objective``."""
-        changed = objective.at(self.state.theta)
-        step = -self.minimiser.newton_step(changed, changed.gradient() - self.gradient)
-        after = objective.at(self.state.theta + step)
+        theta = self.state.theta
+        changed = objective.at(theta)
+        leftover = changed.gradient() - self.gradient
+        direction = -self.minimiser.newton_step(changed, leftover)
+        t, after = self._minimise_along(objective, direction, self._dot(leftover, direction))
         residual = relative_gradient(after.gradient() - self.gradient, after.design, _sizes(after))
-        return step, residual
+        return t * direction, residual
+
+    def _dot(self, a, b) -> float:
+        return float(self.state.xp.sum(a * b))
+
+    def _minimise_along(self, objective, direction, slope_at_0):
+        r"""``(t*, state at theta + t* d)``: the root of
+        ``phi'(t) = (grad F'(theta + t d) - grad F(theta)) . d``.
+
+        ``F'`` is convex, so ``phi'`` increases; ``phi'(0) < 0`` along a
+        Newton direction. The root is bracketed (doubling ``t`` while
+        ``phi' < 0``) and found by regula falsi with the Illinois
+        modification, which keeps the bracket and converges superlinearly.
+        """
+        theta = self.state.theta
+
+        def slope(t):
+            state = objective.at(theta + t * direction)
+            return self._dot(state.gradient() - self.gradient, direction), state
+
+        enough = self.slope_tol * abs(slope_at_0)
+        lo, s_lo = 0.0, slope_at_0
+        hi = 1.0
+        s_hi, at_hi = slope(hi)
+        evaluations = 1
+        if s_lo >= 0 or abs(s_hi) <= enough:
+            return hi, at_hi  # no descent to search along, or t = 1 is the minimum
+        while s_hi < 0 and evaluations < self.max_evaluations:
+            lo, s_lo, hi = hi, s_hi, 2.0 * hi
+            s_hi, at_hi = slope(hi)
+            evaluations += 1
+        best = (hi, s_hi, at_hi)
+        side = 0
+        while evaluations < self.max_evaluations and abs(best[1]) > enough and s_hi > s_lo:
+            t = (lo * s_hi - hi * s_lo) / (s_hi - s_lo)
+            s_t, at_t = slope(t)
+            evaluations += 1
+            best = (t, s_t, at_t)
+            if s_t < 0:
+                lo, s_lo = t, s_t
+                if side == -1:
+                    s_hi /= 2.0  # Illinois: halve the stale end's slope
+                side = -1
+            else:
+                hi, s_hi = t, s_t
+                if side == 1:
+                    s_lo /= 2.0
+                side = 1
+        return best[0], best[2]
 
 
 class ModifiedData:

@@ -25,13 +25,13 @@ from ._policy import (
     rule_for,
 )
 from ._refitted import (
+    FirstSegmentRemoval,
     ModifiedData,
     NewtonChangeStep,
     NewtonMinimiser,
     NewtonRefitRemoval,
     ParameterShiftRemoval,
     PathRemoval,
-    RowSpaceActiveSetRemoval,
 )
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "PathRemoval",
     "Refusal",
     "RemovalModel",
-    "RowSpaceActiveSetRemoval",
+    "FirstSegmentRemoval",
     "RowSpaceNewtonRemoval",
     "RowSpaceRemoval",
     "Rule",

@@ -287,6 +287,43 @@ class NewtonRemoval(FirstOrderRemoval):
         return self.xp.stack(steps, axis=1)
 
 
+#: how many of the most influential removals :func:`check_margin_set` looks at
+MARGIN_SET_PROBE = 50
+#: share of them whose margin set may change before a warning
+MARGIN_SET_SHARE = 0.2
+
+
+def check_margin_set(first_event, sizes, report, stacklevel=6):
+    """Warn when the first-order active-set estimate cannot be trusted.
+
+    The estimate extrapolates the first segment of each removal's
+    decremental path; it is exact while the margin set holds, i.e. for
+    removals whose first event lies at ``s >= 1`` (``first_event``, from
+    :meth:`DecrementalPath.remove`). Among the ``MARGIN_SET_PROBE`` rows
+    with the largest parameter changes (``sizes``; 0 for rows not probed),
+    a share above ``MARGIN_SET_SHARE`` whose margin set changes before the
+    removal completes gets a warning that names the exact option. The
+    counts go into ``report.details``.
+    """
+    top = np.argsort(-sizes, kind="stable")[:MARGIN_SET_PROBE]
+    top = top[sizes[top] > 0]
+    changing = top[first_event[top] < 1.0]
+    report.details.update(margin_set_probed=int(top.size), margin_set_changes=int(changing.size))
+    if top.size and changing.size > MARGIN_SET_SHARE * top.size:
+        halfway = float(np.median(first_event[changing]))
+        warnings.warn(
+            f"removing {changing.size} of the {top.size} most influential training rows "
+            f"changes the SVM's margin set before the removal completes (at "
+            f"{halfway:.0%} of the way, median; rows {changing[:10].tolist()}). The "
+            "first-order active-set estimate is exact only while the margin set holds, "
+            "so its values can be far from refitted ones here (tables with tied values "
+            "or few support vectors). Use approximation='path' for the exact effects "
+            "of removing single rows.",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+
+
 class ActiveSetRemoval(FirstOrderRemoval):
     """The exact ``t -> 0`` limit of the smoothed hinge for single-output
     hinge-type models (:class:`~skinfluence.solvers.ActiveSetInverse`): rows
@@ -296,9 +333,21 @@ class ActiveSetRemoval(FirstOrderRemoval):
 
     name = "influence"
 
-    def __init__(self, state, solver, budget, stationarity):
+    def __init__(self, state, solver, budget, stationarity, probe=None):
         bound = RowGradients(state.design, solver.bound_gradient[:, None])
         super().__init__(state, solver, budget, stationarity, row_gradients=bound)
+        if probe is not None:
+            self._check_margin_set(probe)
+
+    def _check_margin_set(self, probe):
+        """Follow the most influential removals to their first event with
+        ``probe`` (a first-order :class:`DecrementalPath`) and warn where
+        the margin set changes before they complete."""
+        sizes = np.zeros(self.n_train)
+        for rows in self.budget.slices(self.n_train, self.state.n_params):
+            sizes[rows] = np.linalg.norm(to_numpy(self.parameter_shifts(rows)), axis=0)
+        top = np.argsort(-sizes, kind="stable")[:MARGIN_SET_PROBE]
+        check_margin_set(probe.first_events(top[sizes[top] > 0]), sizes, self.solver.report)
 
     def test_factors(self, query, rows):
         G = query.gradients(rows, self.state.theta)

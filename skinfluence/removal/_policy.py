@@ -47,12 +47,12 @@ from ._linearised import (
     RowSpaceRemoval,
 )
 from ._refitted import (
+    FirstSegmentRemoval,
     ModifiedData,
     NewtonChangeStep,
     NewtonMinimiser,
     NewtonRefitRemoval,
     PathRemoval,
-    RowSpaceActiveSetRemoval,
 )
 
 #: parameter count up to which solver="auto" factors the dense Hessian
@@ -236,7 +236,17 @@ def _row_space_newton(ctx):
 
 def _active_set(ctx):
     inverse = ActiveSetInverse(HessianOperator(ctx.state, ctx.damping), kkt=ctx.kkt)
-    return ActiveSetRemoval(ctx.state, inverse, ctx.budget, ctx.stationarity)
+    # the first segment of each removal's path: checks the KKT inverse's
+    # answer (valid while the margin set holds), and replaces it at a
+    # degenerate vertex, where the multipliers are not unique and only the
+    # path's pivots tell which of them can absorb a removed row's
+    first = DecrementalPath.on_design(
+        ctx.state, ctx.kkt, damping=ctx.damping, max_events=0, verbose=ctx.verbose
+    )
+    first.report.details.update(inverse.report.details)
+    if first.degenerate:
+        return FirstSegmentRemoval(ctx.state, first, ctx.budget, ctx.stationarity)
+    return ActiveSetRemoval(ctx.state, inverse, ctx.budget, ctx.stationarity, probe=first)
 
 
 def _path_on_design(ctx):
@@ -260,7 +270,7 @@ def _row_space_path(ctx, cls=PathRemoval):
 
 
 def _row_space_active_set(ctx):
-    return _row_space_path(ctx, RowSpaceActiveSetRemoval)
+    return _row_space_path(ctx, FirstSegmentRemoval)
 
 
 # --- refusals ----------------------------------------------------------------

@@ -9,8 +9,9 @@ the test function at the refitted outputs, not its linearisation:
 
 * :class:`PathRemoval` -- hinge-type models: the decremental solution path
   gives the exact ``Delta_i`` (:class:`~skinfluence.solvers._decremental.DecrementalPath`).
-* :class:`RowSpaceActiveSetRemoval` -- the path's first segment for hinge
-  kernel models in row space, linearised (the first-order active set).
+* :class:`FirstSegmentRemoval` -- the path's first segment for hinge
+  models, extrapolated and linearised (the first-order active set, exact
+  at degenerate vertices; kernel models in row space).
 * :class:`NewtonRefitRemoval` -- smooth models: Newton iterations on the
   leave-one-out objective to its optimum.
 """
@@ -25,6 +26,7 @@ from .._backend import asarray, take_rows, to_numpy
 from ..objectives._objective import relative_gradient
 from ..solvers import SOLVERS, HessianOperator, SolverReport
 from ._base import RemovalModel, effect_of_shifts
+from ._linearised import check_margin_set
 
 
 class ParameterShiftRemoval(RemovalModel):
@@ -71,13 +73,29 @@ class PathRemoval(ParameterShiftRemoval):
         return asarray(self.shifts.take(rows), self.xp, self.state.theta.dtype)
 
 
-class RowSpaceActiveSetRemoval(PathRemoval):
-    """The first-order active-set estimate of a hinge kernel model in row
-    space: the decremental path's first segment, extrapolated (no events),
-    with the test function linearised."""
+class FirstSegmentRemoval(PathRemoval):
+    """The first-order active-set estimate of a hinge-type fit: the
+    decremental path's first segment of positive length (after the
+    zero-length pivots of a degenerate vertex, where tied or duplicated rows
+    trade multipliers), extrapolated to the full removal, with the test
+    function linearised. It is the directional derivative of the optimum in
+    the row's weight: exact for removals that keep the margin set, and
+    well defined where the fitted multipliers are not unique. Used for
+    kernel models in row space and for degenerate vertices on the design
+    (:class:`~skinfluence.removal.ActiveSetRemoval` elsewhere)."""
 
     name = "influence"
     exact = False
+
+    def __init__(self, state, path, budget, stationarity):
+        super().__init__(state, path, budget, stationarity)
+        # how far each removal moves the multipliers: the size of its effect,
+        # read off the sparse changes without forming parameter changes
+        sizes = np.sqrt(
+            np.asarray(self.shifts.delta_nu.multiply(self.shifts.delta_nu).sum(axis=0)).ravel()
+            + np.sum(self.shifts.delta_free**2, axis=0)
+        )
+        check_margin_set(path.first_event_, sizes, path.report, stacklevel=7)
 
 
 class NewtonMinimiser:

@@ -339,10 +339,15 @@ class DecrementalPath:
         self.kinks, self.slopes = kinks, slopes
         self.z0 = np.asarray(z, dtype=float)
         self.first_order = max_events == 0
-        self.max_events = 10 * n if max_events is None else int(max_events)
+        # the first-order estimate follows the zero-length pivots of a
+        # degenerate vertex only, within the same budget
+        self.max_events = 10 * n if max_events is None or self.first_order else int(max_events)
         self.report = SolverReport("active_set" if self.first_order else "path")
         # initial state: on kink j (``seg`` = kink index) or in interval j
         margin = np.asarray(margin, dtype=int)
+        #: the fitted kink rows (before :meth:`_start` sets dependent ones aside)
+        self.margin_rows = np.sort(margin)
+        self.n_margin = margin.size
         self.on0 = np.zeros(n, dtype=bool)
         self.on0[margin] = True
         below = (self.kinks < self.z0[:, None]).sum(axis=1)  # interval index
@@ -413,6 +418,84 @@ class DecrementalPath:
         path.kkt_residual = float(np.abs(fitted - path.nu0).sum() / max(weights.sum(), 1e-300))
         return path
 
+    #: relative singular value below which kink rows count as dependent
+    rank_tol = 1e-9
+
+    def _start(self):
+        r"""The kink system every removal starts from, with independent kink rows.
+
+        At a degenerate vertex (duplicated rows, one-hot designs with tied
+        values: kink rows that depend on each other) the multipliers are not
+        unique: any ``nu_K + v`` with ``v`` in the null space of
+        ``[Q_KK; B_K^T]`` gives the same parameters. A *basic* choice is
+        made -- the vertex of ``{nu_K within bounds, [Q_KK; B_K^T] nu_K =
+        const}`` that a simplex method (HiGHS) returns -- and the kink rows
+        whose multiplier it puts at a bound leave the kink set: they sit on
+        the kink with the slope of the side their multiplier matches, and
+        join again (a zero-length event) only where a removal pushes them
+        across. The rows left on the kink are independent, so every segment
+        has a unique direction; with dependent kink rows there is none, and
+        least-squares directions traded rows in and out of the kink set at
+        zero step length without end.
+        """
+        K = np.flatnonzero(self.on0)
+        self.report.details["dependent_kink_rows"] = 0
+        if K.size == 0:
+            return _KinkSystem.build(self, K)
+        A = np.vstack([self._q(K)[K], self.B[K].T])
+        sv = np.linalg.svd(A, compute_uv=False)
+        rank = int(np.sum(sv > self.rank_tol * max(A.shape) * sv[0])) if sv[0] > 0 else 0
+        if rank < K.size:
+            self._basic_multipliers(K, A)
+            self.report.details["dependent_kink_rows"] = int(K.size - rank)
+        return _KinkSystem.build(self, np.flatnonzero(self.on0))
+
+    @property
+    def degenerate(self) -> bool:
+        """Whether the fitted vertex is degenerate: dependent kink rows (set
+        aside by :meth:`_start`), or a kink row whose multiplier sits at an
+        end of its interval. Removals then start with zero-length pivots,
+        which a KKT solve over the kink rows does not see."""
+        if self._initial is None:
+            self._initial = self._start()
+        if self.report.details.get("dependent_kink_rows", 0):
+            return True
+        K = np.flatnonzero(self.on0)
+        lo, hi = self._bounds(K, self.seg0[K])
+        slack = 1e-9 * np.maximum(hi - lo, 1e-300)
+        return bool(np.any((self.nu0[K] - lo <= slack) | (hi - self.nu0[K] <= slack)))
+
+    def _basic_multipliers(self, K, A):
+        """Move the dependent kink rows ``K``'s multipliers to a vertex of
+        their feasible set (same parameters, within bounds) and take the rows
+        it puts at a bound off the kink."""
+        from scipy.optimize import linprog
+
+        lo, hi = self._bounds(K, self.seg0[K])
+        nu = self.nu0[K]
+        # any objective gives a vertex; a fixed, row-ordered one keeps the
+        # choice deterministic
+        cost = np.linspace(1.0, 2.0, K.size)
+        fit = linprog(cost, A_eq=A, b_eq=A @ nu, bounds=np.column_stack([lo, hi]), method="highs")
+        if fit.status != 0:
+            return  # keep the fitted multipliers; segments are then solved by least squares
+        nu = np.clip(fit.x, lo, hi)
+        width = np.maximum(hi - lo, 1e-300)
+        at_lo = (nu - lo) <= 1e-9 * width
+        at_hi = ~at_lo & ((hi - nu) <= 1e-9 * width)
+        inner = ~(at_lo | at_hi)
+        nu[at_lo], nu[at_hi] = lo[at_lo], hi[at_hi]
+        if inner.any():
+            # the rows left on the kink carry exactly what the others do not
+            rest = A @ self.nu0[K] - A[:, ~inner] @ nu[~inner]
+            nu[inner] = np.linalg.lstsq(A[:, inner], rest, rcond=None)[0]
+        kink = self.seg0[K]
+        leaving = K[~inner]
+        self.nu0[K] = nu
+        self.on0[leaving] = False
+        self.seg0[leaving] = np.where(at_hi[~inner], kink[~inner] + 1, kink[~inner])
+        self.z0[leaving] = self.kinks[leaving, kink[~inner]]
+
     @staticmethod
     def max_stalled(n_kink_rows: int) -> int:
         """Consecutive zero-length steps allowed before a removal is declared
@@ -436,14 +519,17 @@ class DecrementalPath:
         return np.stack([self._columns[int(r)] for r in rows], axis=1)
 
     def remove(self, r: int, q_r=None):
-        """Removing row ``r``: ``((rows, delta_nu, delta_free), n_events, truncated)``,
-        the multipliers that changed and the change of the free parameters.
+        """Removing row ``r``: ``((rows, delta_nu, delta_free), n_events,
+        truncated, first_event)``: the multipliers that changed, the change of
+        the free parameters, and where (in ``s``, from 0 to 1) the first
+        segment of positive length ended -- 1.0 if the kink set held to the
+        end, so that the first-order estimate is exact for this row.
         ``q_r``: the column ``Q[:, r]`` if already evaluated."""
         n, nf = self.n, self.B.shape[1]
         nu_r = self.nu0[r]
         delta_free = np.zeros(nf)
         if nu_r == 0.0:  # a row with zero gradient leaves the optimum unchanged
-            return (np.zeros(0, dtype=int), np.zeros(0), delta_free), 0, False
+            return (np.zeros(0, dtype=int), np.zeros(0), delta_free), 0, False, 1.0
         nu, z = self.nu0.copy(), self.z0.copy()
         on, seg = self.on0.copy(), self.seg0.copy()
         others = np.ones(n, dtype=bool)
@@ -452,54 +538,88 @@ class DecrementalPath:
         if q_r is None:  # not kept: only kink rows' columns are
             q_r = self.geometry.columns(np.asarray([r]))[:, 0]
         if self._initial is None:
-            self._initial = _KinkSystem.build(self, np.flatnonzero(self.on0))
+            self._initial = self._start()
         system = self._initial.without(r) if self._initial is not None else None
-        s, events, truncated, stalled = 0.0, 0, False, 0
+        # rows on a kink whose constraint the kink rows already imply (a twin
+        # of one): their outputs cannot move while the kink set stays, so
+        # rounding-level output changes must not make them join
+        implied = np.zeros(n, dtype=bool)
+        s, events, truncated, stalled, first_event = 0.0, 0, False, 0, None
         while s < 1.0:
             if system is None:  # dependent kink rows: solve this segment afresh
                 K = np.flatnonzero(on & others)
                 QK = self._q(K)
                 dnu, dfree = _solve_kkt(QK[K], self.B[K], nu_r * q_r[K], nu_r * self.B[r])
             else:
-                K = system.rows
+                K, QK = system.rows, system.columns()
                 dnu, dfree = system.direction(nu_r * q_r[K], nu_r * self.B[r])
-            step, event = 1.0 - s, None
-            if events < self.max_events:
-                QK = system.columns() if system is not None else QK
-                dz = nu_r * q_r - QK @ dnu + self.B @ dfree
-                step, event = self._next_event(step, K, dnu, nu, z, dz, on, seg, others, n_kinks)
-                z += step * dz
-            elif not self.first_order:
-                truncated = True
+            dz = nu_r * q_r - QK @ dnu + self.B @ dfree
+            # output changes at rounding level of the sum that forms them are
+            # zero (rows whose constraint the kink rows imply: duplicates, tied
+            # one-hot rows); taken at face value they make spurious events
+            noise = self.DZ_NOISE * (
+                np.abs(nu_r * q_r) + np.abs(QK) @ np.abs(dnu) + np.abs(self.B) @ np.abs(dfree)
+            )
+            dz[np.abs(dz) <= noise] = 0.0
+            step, event = self._next_event(
+                1.0 - s, K, dnu, nu, z, dz, on, seg, others & ~implied, n_kinks
+            )
+            if first_event is None and step > self.TIE:
+                # where the first segment of positive length ends: the
+                # first-order estimate holds exactly up to there
+                first_event = s + step if event is not None else 1.0
+            if event is not None and self.first_order and step > self.TIE:
+                # the first-order estimate: the first segment of positive
+                # length (after the pivots of a degenerate vertex), extrapolated
+                step, event = 1.0 - s, None
+            elif event is not None and events >= self.max_events:
+                truncated, step, event = not self.first_order, 1.0 - s, None
+            z += step * dz
             nu[K] += step * dnu
             delta_free += step * dfree
             s += step
             if event is None:
                 break
             # zero-length steps at a degenerate vertex (tied or duplicated
-            # rows) can trade the same rows in and out of the kink set for
-            # ever; past a bound the segment is extrapolated and said so
-            stalled = stalled + 1 if step <= 1e-12 else 0
+            # rows) can trade the same rows in and out of the kink set; past
+            # a bound the segment is extrapolated and said so
+            stalled = stalled + 1 if step <= self.TIE else 0
             if stalled > self.max_stalled(K.size):
                 truncated = True
                 nu[K] += (1.0 - s) * dnu
                 delta_free += (1.0 - s) * dfree
                 break
+            events += 1
             i, joins, new_seg = event
+            if system is not None:
+                grown = system.joined(i) if joins else system.without(i)
+                if joins and grown is None:
+                    implied[i] = True
+                    continue
+                system = grown
+            implied[:] = False
             on[i], seg[i] = joins, new_seg
             if not joins:
                 nu[i] = self.c[i] * self.slopes[i, new_seg]
-            if system is not None:
-                system = system.joined(i) if joins else system.without(i)
-            events += 1
         nu[r] = 0.0
         changed = np.flatnonzero(nu != self.nu0)
-        return (changed, nu[changed] - self.nu0[changed], delta_free), events, truncated
+        first_event = 1.0 if first_event is None else min(first_event, 1.0)
+        return (
+            (changed, nu[changed] - self.nu0[changed], delta_free),
+            events,
+            truncated,
+            first_event,
+        )
 
     def _next_event(self, step, K, dnu, nu, z, dz, on, seg, others, n_kinks):
-        """The first event within ``step``: ``(step, (row, on_kink, segment))``."""
-        event = None
+        """The first event within ``step``: ``(step, (row, on_kink, segment))``.
+
+        Events tied for first (within ``TIE`` of the smallest step: many at a
+        degenerate vertex of tied or duplicated rows) go by Bland's rule, the
+        lowest row index first: the same rows cannot then be traded in and
+        out of the kink set for ever at zero step length."""
         tiny = 1e-13
+        steps, rows, joins, segments = [], [], [], []
         if K.size:
             lo, hi = self._bounds(K, seg[K])
             scale = np.maximum(np.abs(dnu).max(), 1e-300)
@@ -507,33 +627,60 @@ class DecrementalPath:
                 up = np.where(dnu > tiny * scale, (hi - nu[K]) / dnu, np.inf)
                 down = np.where(dnu < -tiny * scale, (lo - nu[K]) / dnu, np.inf)
             for d, leave_to in ((up, seg[K] + 1), (down, seg[K])):
-                k = int(np.argmin(d))
-                if d[k] < step:
-                    step, event = max(float(d[k]), 0.0), (int(K[k]), False, int(leave_to[k]))
-        off = ~on & others
-        scale = np.maximum(np.abs(dz).max(), 1e-300)
-        rising = off & (dz > tiny * scale) & (seg < n_kinks)
-        falling = off & (dz < -tiny * scale) & (seg > 0)
-        rows = np.arange(self.n)
-        target = np.where(
-            rising,
-            self.kinks[rows, np.minimum(seg, n_kinks - 1)],
-            self.kinks[rows, np.maximum(seg - 1, 0)],
-        )
+                hit = d < np.inf
+                steps.append(d[hit])
+                rows.append(K[hit])
+                joins.append(np.zeros(int(hit.sum()), dtype=bool))
+                segments.append(leave_to[hit])
+        off = ~on & others  # dz is 0 where it is rounding (see remove)
+        rising = off & (dz > 0) & (seg < n_kinks)
+        falling = off & (dz < 0) & (seg > 0)
+        meeting = np.flatnonzero(rising | falling)
+        kink = np.where(rising[meeting], seg[meeting], seg[meeting] - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(rising | falling, (target - z) / dz, np.inf)
-        i = int(np.argmin(d))
-        if d[i] < step:
-            kink = seg[i] if rising[i] else seg[i] - 1
-            step, event = max(float(d[i]), 0.0), (i, True, int(kink))
-        return step, event
+            d = (self.kinks[meeting, kink] - z[meeting]) / dz[meeting]
+        steps.append(d)
+        rows.append(meeting)
+        joins.append(np.ones(meeting.size, dtype=bool))
+        segments.append(kink)
+        steps = np.maximum(np.concatenate(steps), 0.0)
+        if steps.size == 0 or steps.min() >= step:
+            return step, None
+        first = steps <= steps.min() + self.TIE
+        rows = np.concatenate(rows)
+        k = np.flatnonzero(first)[np.argmin(rows[first])]
+        joined, segment = np.concatenate(joins)[k], np.concatenate(segments)[k]
+        return float(steps[k]), (int(rows[k]), bool(joined), int(segment))
+
+    #: steps (in ``s``, from 0 to 1) this close count as tied
+    TIE = 1e-12
+    #: an output change below this fraction of the magnitudes summed to form
+    #: it is rounding, not movement
+    DZ_NOISE = 1e-10
+
+    def first_events(self, rows) -> np.ndarray:
+        """Where removing each of ``rows`` first changes the kink set (in
+        ``s`` from 0 to 1; 1.0: never), for all ``n`` rows (1.0 for rows not
+        asked about): the cheap check of a first-order estimate."""
+        if self._initial is None:
+            self._initial = self._start()
+        out = np.ones(self.n)
+        rows = np.asarray(rows, dtype=int)
+        if rows.size:
+            columns = self.geometry.columns(rows)
+            for k, r in enumerate(rows):
+                out[r] = self.remove(int(r), columns[:, k])[3]
+        return out
 
     def shifts(self) -> RemovalShifts:
         """Parameter changes of removing each training row (rows with zero
         gradient do not move the optimum)."""
         started = time.perf_counter()
         events = np.zeros(self.n, dtype=int)
+        first_event = np.ones(self.n)
         truncated, changes = [], []
+        if self._initial is None:
+            self._initial = self._start()
         moving = np.flatnonzero(self.nu0 != 0.0)
         # the removed rows' columns of Q, evaluated a chunk of 8 MiB at a time
         chunk = max(1, 2**20 // self.n)
@@ -541,7 +688,7 @@ class DecrementalPath:
             rows = moving[start : start + chunk]
             columns = self.geometry.columns(rows)
             for k, r in enumerate(rows):
-                change, events[r], cut = self.remove(int(r), columns[:, k])
+                change, events[r], cut, first_event[r] = self.remove(int(r), columns[:, k])
                 changes.append((int(r), change))
                 if cut:
                     truncated.append(int(r))
@@ -564,10 +711,13 @@ class DecrementalPath:
                 stacklevel=3,
             )
         self.events_ = events
+        #: per row, where its removal first changes the kink set (1.0: never)
+        self.first_event_ = first_event
         self.truncated_rows_ = np.asarray(truncated, dtype=int)
         self.report.details.update(
+            kink_set_changes=int(np.sum(first_event < 1.0)),
             path_events=int(events.sum()),
-            margin_rows=int(self.on0.sum()),
+            margin_rows=int(self.n_margin),
             truncated_rows=len(truncated),
         )
         return RemovalShifts(self.geometry, changes, self.B.shape[1])

@@ -1,0 +1,144 @@
+"""SVMs and kernel models on tables shaped like real ones: one-hot
+categoricals, a binned numeric column, values rounded to one decimal and a
+quarter of the rows duplicated. Hinge fits there sit at degenerate vertices
+(more margin rows than independent directions, multipliers at their
+bounds). The exact options must agree with real refits; the default must
+agree with them or say that it cannot be trusted and name the option that
+can."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR
+
+from skinfluence import InfluenceExplainer
+from skinfluence.retraining import leave_one_out
+
+
+def tied_table(n=240, seed=0, duplicated=0.25):
+    """Two categoricals and a binned numeric column one-hot encoded, two
+    numeric columns rounded to one decimal, ``duplicated`` of the rows
+    copies of others. Returns ``(X, labels, target)``: 0/1 labels and a
+    continuous target with the same structure."""
+    rng = np.random.default_rng(seed)
+    cat1, cat2 = rng.integers(0, 4, n), rng.integers(0, 3, n)
+    num = rng.normal(size=(n, 3))
+    binned = np.digitize(num[:, 0], [-1.0, 0.0, 1.0])
+    signal = 0.8 * (cat1 == 1) - 0.6 * (cat2 == 2) + num[:, 1] + 0.5 * binned
+    labels = (signal + rng.logistic(size=n) > 0.3).astype(int)
+    target = signal + 0.5 * rng.normal(size=n)
+    columns = np.column_stack([cat1, cat2, binned])
+    onehot = OneHotEncoder(sparse_output=False).fit_transform(columns)
+    X = np.column_stack([onehot, np.round(num[:, 1:], 1)])
+    k = int(duplicated * n)
+    copies = rng.integers(0, n - k, k)
+    if k == 0:
+        return X, labels, target
+    X[-k:], labels[-k:], target[-k:] = X[copies], labels[copies], target[copies]
+    return X, labels, target
+
+
+TIGHT = {"tol": 1e-10}
+CLASSIFIERS = {
+    "SVC-linear-C1": lambda: SVC(kernel="linear", C=1.0, **TIGHT),
+    "SVC-linear-C0.1": lambda: SVC(kernel="linear", C=0.1, **TIGHT),
+    "SVC-rbf": lambda: SVC(kernel="rbf", gamma=0.2, C=1.0, **TIGHT),
+}
+REGRESSORS = {
+    "SVR-linear": lambda: SVR(kernel="linear", C=1.0, epsilon=0.2, **TIGHT),
+    "SVR-rbf": lambda: SVR(kernel="rbf", gamma=0.2, C=1.0, epsilon=0.2, **TIGHT),
+}
+
+
+def _data(name):
+    X, labels, target = tied_table()
+    classify = name in CLASSIFIERS
+    est = (CLASSIFIERS if classify else REGRESSORS)[name]()
+    y = labels if classify else target
+    est.fit(X, y)
+    f = est.decision_function(X) if classify else est.predict(X)
+    loss = np.maximum(0, 1 - np.where(y == 1, 1, -1) * f) if classify else (y - f) ** 2
+    test = np.argsort(-loss, kind="stable")[:3]  # the highest-loss rows
+    return est, X, y, test
+
+
+@pytest.mark.parametrize("name", [*CLASSIFIERS, *REGRESSORS])
+def test_the_path_is_exact_and_ends_on_tied_tables(name):
+    """The decremental path follows every removal to its end (no row left
+    approximate) and matches refits over the most influential rows of the
+    highest-loss rows."""
+    est, X, y, test = _data(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no truncated removal
+        exp = InfluenceExplainer(est, approximation="path").fit(X, y)
+    assert exp.solver_.truncated_rows_.size == 0
+    result = leave_one_out(exp, X[test], y[test], rows=15)
+    assert result.agreement.pearson >= 0.99
+    assert abs(result.agreement.slope - 1) <= 0.05
+
+
+@pytest.mark.parametrize("name", [*CLASSIFIERS, *REGRESSORS])
+def test_the_default_agrees_with_refits_or_says_it_cannot(name):
+    """Either no warning and Pearson >= 0.9 against refits, or a warning
+    that names approximation='path'."""
+    est, X, y, test = _data(name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exp = InfluenceExplainer(est).fit(X, y)
+    told = [w for w in caught if "approximation='path'" in str(w.message)]
+    result = leave_one_out(exp, X[test], y[test], rows=15)
+    assert told or result.agreement.pearson >= 0.9, result.agreement
+    details = exp.solver_.report.details
+    assert details["margin_set_probed"] > 0
+    if told:
+        assert details["margin_set_changes"] > 0.2 * details["margin_set_probed"]
+
+
+def test_a_degenerate_start_takes_independent_kink_rows_and_keeps_the_fit():
+    """At the fitted vertex the path sets dependent kink rows aside with
+    their multipliers at a bound: the rows left are independent, every
+    multiplier is within its interval and the parameters are unchanged
+    (stationarity still holds with the new multipliers)."""
+    est, X, y, _ = _data("SVC-linear-C1")
+    path = InfluenceExplainer(est, approximation="path").fit(X, y).solver_
+    assert path.report.details["dependent_kink_rows"] > 0
+    assert path.degenerate
+    kink = np.flatnonzero(path.on0)
+    assert path._initial is not None and kink.size < path.n_margin
+    lo, hi = path._bounds(kink, path.seg0[kink])
+    assert np.all((lo <= path.nu0[kink] + 1e-12) & (path.nu0[kink] <= hi + 1e-12))
+    # theta_p = -R_p^{-1} Psi_p^T nu and B^T nu = 0 with the new multipliers
+    geometry = path.geometry
+    theta = np.asarray(est.coef_).ravel()
+    multipliers = sp.csc_array(path.nu0[:, None])
+    dense = np.asarray(geometry.parameter_changes(multipliers, np.zeros((path.B.shape[1], 1))))
+    dense = dense[:, 0]
+    np.testing.assert_allclose(dense[: theta.size], theta, atol=1e-8)
+    np.testing.assert_allclose(path.B.T @ path.nu0, 0.0, atol=1e-8)
+
+
+def test_liblinear_and_kernel_ridge_on_tied_tables_raise_nothing():
+    """LinearSVC (hinge and squared hinge), LinearSVR and KernelRidge on the
+    same table: every approximation the docs offer runs and gives finite
+    values."""
+    X, labels, target = tied_table()
+    cases = [
+        (LinearSVC(loss="hinge", C=0.5, tol=1e-8, max_iter=200_000), labels, ["influence"]),
+        (LinearSVC(C=0.5, tol=1e-10, max_iter=200_000), labels, ["influence", "newton"]),
+        (LinearSVR(C=0.5, epsilon=0.1, tol=1e-8, max_iter=200_000), target, ["influence"]),
+        (KernelRidge(alpha=1.0, kernel="rbf", gamma=0.2), target, ["influence", "newton"]),
+    ]
+    for est, y, approximations in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # liblinear's ConvergenceWarning, margin-set advice
+            est.fit(X, y)
+            for approximation in approximations:
+                exp = InfluenceExplainer(est, approximation=approximation).fit(X, y)
+                values = exp.influence(X[:3], y[:3])
+                assert values.shape == (3, len(y)) and np.all(np.isfinite(values))

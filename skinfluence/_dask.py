@@ -32,8 +32,6 @@ a Dask collection.
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import dask
 import dask.array as da
 import numpy as np
@@ -55,8 +53,9 @@ CHUNKED = {
 
 SUPPORTED = (
     "Dask input supports smooth linear models (LogisticRegression, LinearRegression, "
-    "Ridge, RidgeClassifier, PoissonRegressor, HuberRegressor, SGD* with smooth losses, "
-    "or a Pipeline ending in one) with approximation='influence' or 'newton', "
+    "Ridge, RidgeClassifier, PoissonRegressor, HuberRegressor, SGDClassifier / "
+    "SGDRegressor with smooth losses, or a Pipeline ending in one) with "
+    "approximation='influence' or 'newton', "
     "solver='auto' or 'exact', device='cpu' or 'auto' and dtype='float64'"
 )
 
@@ -88,13 +87,34 @@ class ReducedHessianOperator(HessianOperator):
             H = H + self.null_space @ self.null_space.T
         return H
 
+    # the products below are of the p x p matrix: the rows are on the workers
     def matvec(self, V):
         return self.dense() @ V
+
+    def diagonal(self):
+        return self.xp.linalg.diagonal(self.dense())
+
+    def upper_bound(self) -> float:
+        return float(self.xp.max(self.xp.sum(self.xp.abs(self.dense()), axis=1)))
 
 
 def _gather(a):
     """A Dask collection computed to memory (labels, weights, test rows)."""
     return a.compute() if hasattr(a, "__dask_graph__") else a
+
+
+def _on_workers(values: list) -> list:
+    """``values`` scattered to the workers of the current ``distributed``
+    client (futures), or as they are without one: the chunks' per-row terms
+    (``O(n)`` in all) then enter each computation's graph by reference
+    instead of travelling with it through the scheduler."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):  # no distributed, or no client: a local scheduler
+        return values
+    return client.scatter(values)
 
 
 def _row_chunks(X):
@@ -229,13 +249,15 @@ def _training_loss(ctx, model, X, terms, totals):
     return to_numpy(ctx.spec.test_loss.value(state.objective.targets, state.z))
 
 
-def _top_of_chunk(ctx, model, X, terms, totals, factors, start, k):
+def _top_of_chunk(ctx, model, X, terms, totals, factors, k, start):
     """The ``k`` largest and smallest influences of a chunk per test row."""
     from ._explainer import keep_top
 
     B = _influence_block(ctx, model, X, terms, totals, factors)
-    idx = np.broadcast_to(np.arange(start, start + B.shape[1]), B.shape)
-    return keep_top(None, idx, B, k), keep_top(None, idx, -B, k)
+    idx = np.broadcast_to(np.arange(start, start + B.shape[1]), B.shape)  # a view
+    hi = keep_top(None, idx, B, k)
+    B *= -1.0  # in place: the block is this task's own
+    return hi, keep_top(None, idx, B, k)
 
 
 def _merge_tops(k, *tops):
@@ -262,14 +284,18 @@ class ChunkedRows:
         self.model = model
         self.dtype = dtype
 
-    def _tasks(self, function, *extra):
-        """One delayed call of ``function`` per chunk (shared arguments once)."""
+    def _tasks(self, function, *extra, with_start=False):
+        """One delayed call ``function(ctx, model, X, terms, totals, *extra)``
+        per chunk, plus the chunk's first row if ``with_start``; the shared
+        arguments enter the graph once."""
         shared = [dask.delayed(a, traverse=False) for a in (self.ctx, self.model, self.totals)]
         ctx, model, totals = shared
         extra = [dask.delayed(a, traverse=False) for a in extra]
         return [
-            dask.delayed(function, pure=True)(ctx, model, part, terms, totals, *extra)
-            for part, terms in zip(self.parts, self.terms, strict=True)
+            dask.delayed(function, pure=True)(
+                ctx, model, part, terms, totals, *extra, *([int(start)] if with_start else [])
+            )
+            for part, terms, start in zip(self.parts, self.terms, self.starts[:-1], strict=True)
         ]
 
     def _stacked(self, tasks, shape, axis):
@@ -303,22 +329,13 @@ class ChunkedRows:
         K = self.model.state.design.n_outputs
         return self._stacked(self._tasks(_leave_one_out_outputs), lambda n: (n, K), axis=0)
 
-    def most_influential(self, explainer, X_test, y_test, k, target):
+    def most_influential(self, explainer, X_test, y_test, k: int, target):
+        """The top ``k`` (checked by the explainer) of each direction."""
         from ._explainer import ranked_bunch
 
-        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}.")
-        k = int(min(k, explainer.n_train_))
         query = explainer._prepare_test(_gather(X_test), _gather(y_test), target)
         factors = self.model.test_factors(query, slice(0, query.n_samples))
-        shared = [dask.delayed(a, traverse=False) for a in (self.ctx, self.model, self.totals)]
-        factors_d = dask.delayed(factors, traverse=False)
-        tops = [
-            dask.delayed(_top_of_chunk, pure=True)(
-                *shared[:2], part, terms, shared[2], factors_d, s, k
-            )
-            for part, terms, s in zip(self.parts, self.terms, self.starts[:-1], strict=True)
-        ]
+        tops = self._tasks(_top_of_chunk, factors, k, with_start=True)
         while len(tops) > 1:  # a tree of merges: the client gets n_test x k per direction
             tops = [
                 dask.delayed(_merge_tops, pure=True)(k, *tops[i : i + FAN_IN])
@@ -374,6 +391,7 @@ def fit_chunked(explainer, X, y, sample_weight, spec, feature_map, final) -> Non
     chunk_terms = [
         _chunk_terms(terms, slice(a, b)) for a, b in zip(starts[:-1], starts[1:], strict=True)
     ]
+    chunk_terms = _on_workers(chunk_terms)
     ctx_d = dask.delayed(ctx, traverse=False)
     sums = [
         dask.delayed(_fit_sums, pure=True)(ctx_d, part, t)

@@ -364,9 +364,14 @@ class InfluenceExplainer(BaseEstimator):
         Parameters
         ----------
         X : array-like, sparse matrix or DataFrame of shape (n_train, n_features)
-            The data the estimator was fitted on.
+            The data the estimator was fitted on. A row-chunked ``dask.array``
+            or ``dask.dataframe`` stays on the Dask workers: the Hessian is
+            reduced over its chunks and the results are lazy Dask arrays
+            chunked along the training rows (smooth linear models; see the
+            user guide's Dask section).
         y : array-like of shape (n_train,) or (n_train, n_targets)
-            The targets the estimator was fitted on.
+            The targets the estimator was fitted on (Dask collections are
+            gathered: ``n_train`` values).
         sample_weight : array-like of shape (n_train,), default=None
             The weights the estimator was fitted with.
 
@@ -725,11 +730,11 @@ class InfluenceExplainer(BaseEstimator):
             ``helpful_labels`` hold its index labels of those rows.
         """
         check_is_fitted(self, "solver_")
-        if self._chunked is not None:
-            return self._chunked.most_influential(self, X_test, y_test, k, target)
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}.")
         k = int(min(k, self.n_train_))
+        if self._chunked is not None:
+            return self._chunked.most_influential(self, X_test, y_test, k, target)
         results = {}
         query = self._prepare_test(X_test, y_test, target)
         for test_rows, train_rows, _, factors in self._blocks(query):

@@ -114,6 +114,8 @@ def _on_workers(values: list) -> list:
         client = default_client()
     except (ImportError, ValueError):  # no distributed, or no client: a local scheduler
         return values
+    if getattr(dask.base.get_scheduler(), "__self__", None) is not client:
+        return values  # another scheduler is configured (dask.config.set(scheduler=...))
     return client.scatter(values)
 
 

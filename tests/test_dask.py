@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
     HuberRegressor,
@@ -185,6 +186,24 @@ def test_dataframe_and_pipeline(client):
     with pytest.raises(ValueError, match="feature names"):
         exp2 = InfluenceExplainer(model).fit(dframe[["b", "a", "c", "d"]], dframe["label"])
         exp2.self_influence().compute()
+
+
+@pytest.mark.parametrize("scheduler", ["cluster", "sync"])
+def test_sparse_chunks(client, scheduler):
+    """SciPy sparse chunks stay sparse on the workers; the synchronous
+    scheduler (no cluster) gives the same answers."""
+    rng = np.random.default_rng(3)
+    X = sp.random(N, 30, density=0.1, format="csr", random_state=3)
+    y = (X @ rng.normal(size=30) + 0.3 * rng.normal(size=N) > 0).astype(int)
+    model = LogisticRegression(**TIGHT).fit(X, y)
+    ref = InfluenceExplainer(model).fit(X, y)
+    Xd = da.from_array(X, chunks=(CHUNKS, 30), asarray=False)
+    config = {} if scheduler == "cluster" else {"scheduler": "sync"}
+    with dask.config.set(**config):
+        exp = InfluenceExplainer(model).fit(Xd, y)
+        got = dask.compute(exp.influence(X[:5], y[:5]), exp.self_influence())
+    _close(got[0], ref.influence(X[:5], y[:5]))
+    _close(got[1], ref.self_influence())
 
 
 def test_user_arrays_not_modified(client):

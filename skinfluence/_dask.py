@@ -384,7 +384,9 @@ def fit_chunked(explainer, X, y, sample_weight, spec, feature_map, final) -> Non
         )
     xp = get_namespace(np.empty(0))
     dtype = float_dtype("float64", xp)
-    spec = spec.prepared(None)  # row-local specs prepare nothing from the rows
+    # row-local specs read at most column statistics from the rows (dask-ml's
+    # standardisation); a pipeline's transformers run on the chunks only
+    spec = spec.prepared(X if feature_map is None else None)
     terms = spec.objective_terms(y, sample_weight, n, xp, dtype)
     total_shares = None if terms["shares"] is None else float(np.sum(terms["shares"]))
     theta = spec.theta()

@@ -53,9 +53,9 @@ CHUNKED = {
 
 SUPPORTED = (
     "Dask input supports smooth linear models (LogisticRegression, LinearRegression, "
-    "Ridge, RidgeClassifier, PoissonRegressor, HuberRegressor, SGDClassifier / "
-    "SGDRegressor with smooth losses, or a Pipeline ending in one) with "
-    "approximation='influence' or 'newton', "
+    "Ridge, RidgeClassifier, PoissonRegressor, HuberRegressor, SGDClassifier with a "
+    "smooth loss, dask-ml's LogisticRegression and LinearRegression, or a Pipeline "
+    "ending in one) with approximation='influence' or 'newton', "
     "solver='auto' or 'exact', device='cpu' or 'auto' and dtype='float64'"
 )
 

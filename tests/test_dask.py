@@ -251,89 +251,23 @@ def test_clear_errors(client):
         pickle.dumps(exp)
 
 
-# --- dask-ml's estimators (dask-glm objectives) --------------------------------
-def _dask_ml_fitted(kind, **params):
-    dml = pytest.importorskip("dask_ml.linear_model")
-    X, y = _data("binary" if kind == "logistic" else "regression")
-    X = X + [0.5, -1.0, 2.0, 0.0]  # off-centre columns: the standardisation matters
-    cls = dml.LogisticRegression if kind == "logistic" else dml.LinearRegression
-    params = {"solver": "lbfgs", "tol": 1e-12, "max_iter": 5000, **params}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # dask-glm's config keys
-        return cls(**params).fit(X, y), X, y
-
-
-@pytest.mark.parametrize("kind", ["logistic", "linear"])
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"C": 0.05},
-        {"C": 0.05, "fit_intercept": False},
-        {"C": 0.05, "solver_kwargs": {"normalize": False}},
-    ],
-)
-def test_dask_ml_objective_is_stationary(kind, params):
-    """dask-glm's objective as written down (sum loss, lamduh = 1/C on every
-    parameter, after standardising the columns) is stationary at dask-ml's
-    fit; scikit-learn's convention (unpenalised intercept, no
-    standardisation) is not."""
-    from skinfluence.objectives import _dask_ml
-
-    model, X, y = _dask_ml_fitted(kind, **params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NotAtOptimumWarning)
-        exp = InfluenceExplainer(model).fit(X, y)
-    assert exp.stationarity_ < 1e-5
-    spec = exp.spec_
-    wrong = type(spec)(model)  # the same spec without the training moments
-    wrong.intercept_penalty = 0.0 if model.fit_intercept else wrong.intercept_penalty
-    state = wrong.objective(X, y, None, exp.xp_).at(exp.state_.theta)
-    assert state.stationarity() > 100 * max(exp.stationarity_, 1e-8)
-    assert _dask_ml.penalty_strength(model) == pytest.approx(1 / params["C"])
-
-
-@pytest.mark.parametrize("kind", ["logistic", "linear"])
-def test_dask_ml_against_refits(kind):
-    """Leave-one-out refits with dask-ml's Newton solver (exact optima): the
-    prediction of least squares with approximation='newton' is exact, the
-    test loss of logistic regression within the first-order error."""
-    model, X, y = _dask_ml_fitted(kind, solver="newton", max_iter=100, tol=1e-14)
-    exp = InfluenceExplainer(model, approximation="newton").fit(X, y)
-    Xt, yt = X[:4] + 0.3, y[:4]
-    target = "loss" if kind == "logistic" else "prediction"
-    influence = exp.influence(Xt, yt, target=target)
-
-    def test_loss(m):
-        if kind == "logistic":
-            p = np.asarray(m.predict_proba(Xt))
-            p = p[:, 1] if p.ndim == 2 else p
-            return -(yt * np.log(p) + (1 - yt) * np.log(1 - p))
-        return np.asarray(m.predict(Xt))
-
-    base = test_loss(model)
-    for i in (0, 7, 33):
-        keep = np.arange(N) != i
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            refit = type(model)(**model.get_params()).fit(X[keep], y[keep])
-        actual = test_loss(refit) - base
-        tol = 1e-6 if kind == "linear" else 0.05
-        np.testing.assert_allclose(
-            -influence[:, i], actual, rtol=tol, atol=tol * np.abs(actual).max()
-        )
-
-
+# --- dask-ml's estimators (their objectives: tests/test_dask_ml.py) ----------
 def test_dask_ml_fitted_and_explained_on_dask(client):
-    """A dask-ml model fitted on a Dask array, explained over it: the same
-    answers as in memory."""
-    model, X, y = _dask_ml_fitted("logistic", C=0.05)
-    ref = InfluenceExplainer(model).fit(X, y)
-    Xd, yd = da.from_array(X, chunks=(CHUNKS, P)), da.from_array(y, chunks=(CHUNKS,))
+    """dask-ml models explained over a Dask table: one fitted in memory with
+    the standardised penalty (column moments read from the Dask table), one
+    fitted on the Dask table itself; the same answers as in memory."""
+    from test_dask_ml import dask_ml_fitted
+
+    penalised, X, y = dask_ml_fitted("logistic", C=0.05)
+    newton, _, _ = dask_ml_fitted("logistic", solver="newton", tol=1e-10)
+    Xd, yd = da.from_array(X, chunks=(CHUNKS, 4)), da.from_array(y, chunks=(CHUNKS,))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        on_dask = type(model)(**model.get_params()).fit(Xd, yd)
-    np.testing.assert_allclose(on_dask.coef_, model.coef_, rtol=1e-6)
-    exp = InfluenceExplainer(model).fit(Xd, yd)
-    got = dask.compute(exp.influence(X[:5], y[:5]), exp.self_influence())
-    _close(got[0], ref.influence(X[:5], y[:5]))
-    _close(got[1], ref.self_influence())
+        out_of_core = type(newton)(**newton.get_params()).fit(Xd, yd)
+    np.testing.assert_allclose(out_of_core.coef_, newton.coef_, rtol=1e-8)
+    for model in (penalised, out_of_core):
+        ref = InfluenceExplainer(model).fit(X, y)
+        exp = InfluenceExplainer(model).fit(Xd, yd)
+        got = dask.compute(exp.influence(X[:5], y[:5]), exp.self_influence())
+        _close(got[0], ref.influence(X[:5], y[:5]))
+        _close(got[1], ref.self_influence())

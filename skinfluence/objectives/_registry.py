@@ -86,7 +86,9 @@ def supported_estimators() -> list[str]:
     -------
     list of str
         Sorted class names, including families added by
-        :func:`register_estimator`.
+        :func:`register_estimator`; dask-ml's ``LogisticRegression`` and
+        ``LinearRegression`` are added once the first dask-ml estimator is
+        explained (importing dask-ml earlier would slow every import).
     """
     return sorted(cls.__name__ for cls in _REGISTRY)
 

@@ -119,10 +119,14 @@ def _on_workers(values: list) -> list:
     return client.scatter(values)
 
 
+def _is_frame(X) -> bool:
+    return hasattr(X, "map_partitions") and hasattr(X, "columns")
+
+
 def _row_chunks(X):
     """``(parts, lengths)``: one Dask delayed object per chunk of rows and
     their row counts."""
-    if hasattr(X, "map_partitions") and hasattr(X, "columns"):
+    if _is_frame(X):
         # a DataFrame's partitions have no known lengths: count them (one pass)
         lengths = tuple(int(v) for v in X.map_partitions(len).compute())
         return list(X.to_delayed()), lengths
@@ -344,7 +348,7 @@ class ChunkedRows:
                 for i in range(0, len(tops), FAN_IN)
             ]
         hi, lo = dask.compute(tops[0])[0]
-        return ranked_bunch(hi, lo, None)
+        return ranked_bunch(hi, lo, explainer.training_index_)
 
 
 def fit_chunked(explainer, X, y, sample_weight, spec, feature_map, final) -> None:
@@ -372,7 +376,9 @@ def fit_chunked(explainer, X, y, sample_weight, spec, feature_map, final) -> Non
         )
     parts, lengths = _row_chunks(X)
     n = int(sum(lengths))
-    y = explainer._check_targets(_gather(y), n, spec, name="y")
+    # the labels (and a DataFrame's index labels, as in memory) in one pass
+    y, index = dask.compute(y, X.index if _is_frame(X) else None)
+    y = explainer._check_targets(y, n, spec, name="y")
     if spec.is_classifier and len(np.unique(y)) < 2:
         raise ValueError(
             "y has a single class; influence on a classifier needs the labels it "
@@ -429,7 +435,7 @@ def fit_chunked(explainer, X, y, sample_weight, spec, feature_map, final) -> Non
     explainer.solver_ = solver
     explainer.stationarity_ = model.stationarity
     explainer.feature_map_ = feature_map
-    explainer.training_index_ = None
+    explainer.training_index_ = index
     explainer._X_features = None
     explainer._y = y
     explainer._sample_weight = sample_weight

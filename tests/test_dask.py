@@ -176,13 +176,19 @@ def test_full_data_scaling_not_chunk_scaling(client):
 
 def test_dataframe_and_pipeline(client):
     X, y = _data("binary")
-    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"], index=[f"row{i}" for i in range(N)])
     model = make_pipeline(StandardScaler(), LogisticRegression(**TIGHT)).fit(frame, y)
     ref = InfluenceExplainer(model).fit(frame, y)
-    dframe = dd.from_pandas(frame.assign(label=y), npartitions=3)
+    dframe = dd.from_pandas(frame.assign(label=y), npartitions=3, sort=False)
     exp = InfluenceExplainer(model).fit(dframe[["a", "b", "c", "d"]], dframe["label"])
     influence = exp.influence(frame.iloc[:4], y[:4])
     assert isinstance(influence, da.Array) and len(influence.chunks[1]) == 3
+    got, want = (
+        exp.most_influential(frame.iloc[:4], y[:4], k=3),
+        ref.most_influential(frame.iloc[:4], y[:4], k=3),
+    )
+    np.testing.assert_array_equal(got.harmful_labels, want.harmful_labels)
+    np.testing.assert_array_equal(got.helpful_labels, want.helpful_labels)
     _close(influence.compute(), ref.influence(frame.iloc[:4], y[:4]))
     _close(exp.self_influence().compute(), ref.self_influence())
     with pytest.raises(ValueError, match="feature names"):

@@ -71,7 +71,9 @@ class FirstOrderRemoval(RemovalModel):
         model = copy.copy(self)
         RemovalModel.__init__(model, state, self.solver, self.budget, self.stationarity)
         model._leverage_cache = None
-        model.row_gradients = model._gradients(state.row_gradients())
+        # not materialised: a chunk's task uses its gradients once (a GEMM with
+        # G would cost a chunk-sized copy and save nothing)
+        model.row_gradients = model._prepare_gradients(state.row_gradients())
         return model
 
     def _prepare_gradients(self, grads):

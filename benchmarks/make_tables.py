@@ -490,13 +490,21 @@ def _dask_reading(result) -> str:
             two[g]["fit_s"] + two[g]["self_influence_s"] + two[g]["most_influential_s"]
         )
         load = result["machine"]["load_average"][0]
-        text += (
-            f" Two workers took {1 / speed:.2f}x the time of one at {g:.2f} GiB: this "
-            f"machine has {result['machine']['cpu_count']} cores, shared with other "
-            f"jobs (load average {load:.1f} at the end of the run), so the second worker "
-            "had no core of its own; the measurement says nothing about scaling on "
-            "idle cores."
+        shared = (
+            f"this machine has {result['machine']['cpu_count']} cores, shared with other "
+            f"jobs (load average {load:.1f} at the end of the run)"
         )
+        if speed > 1.2:
+            text += (
+                f" Two workers were {speed:.2f}x faster than one at {g:.2f} GiB; {shared}, "
+                "so this is not a clean scaling measurement."
+            )
+        else:
+            text += (
+                f" Two workers took {1 / speed:.2f}x the time of one at {g:.2f} GiB: "
+                f"{shared}, so the second worker had no core of its own; the measurement "
+                "says nothing about scaling on idle cores."
+            )
     mem = [r for r in records if r["path"] == "in_memory"]
     if mem:
         r = mem[0]

@@ -27,6 +27,12 @@ def get_namespace(*arrays: Any):
     return array_namespace(*dense)
 
 
+def is_dask_collection(a) -> bool:
+    """Whether ``a`` is a Dask collection (array, DataFrame, ...), by the
+    Dask collection protocol: Dask itself is not imported."""
+    return hasattr(type(a), "__dask_graph__")
+
+
 def is_numpy(xp) -> bool:
     return is_numpy_namespace(xp)
 
@@ -126,6 +132,8 @@ def weighted_gram(A, d, B, xp):
             G = part
         else:
             G += part
+    if G is None:  # no rows
+        G = xp.zeros((A.shape[1], B.shape[1]), dtype=B.dtype)
     return G
 
 

@@ -25,6 +25,7 @@ from ._backend import (
     float_dtype,
     get_namespace,
     is_cupy,
+    is_dask_collection,
     is_numpy,
     is_sparse,
     to_numpy,
@@ -135,6 +136,60 @@ def _with_memory_advice(method):
             ) from exc
 
     return wrapper
+
+
+def _features(X, feature_map, final):
+    """``X`` through the pipeline's transformers, validated as the final
+    estimator reads it (a chunk of a Dask table goes through the same)."""
+    if feature_map is not None:
+        X = feature_map.transform(X)
+    if hasattr(X, "columns") and hasattr(final, "feature_names_in_"):
+        # columns are matched by name, as in the estimator's own predict:
+        # reordered or renamed columns raise instead of being read by position
+        validate_data(final, X, reset=False, skip_check_array=True)
+    if sp.issparse(X) or isinstance(X, (np.ndarray, list)) or hasattr(X, "iloc"):
+        X = check_array(
+            X,
+            accept_sparse=("csr", "csc"),
+            dtype=np.float64,
+            ensure_all_finite=True,
+            input_name="X",
+        )
+        if sp.issparse(X):
+            X = X.tocsr()
+    expected = getattr(final, "n_features_in_", None)
+    if expected is not None and X.shape[1] != expected:
+        raise ValueError(
+            f"X has {X.shape[1]} features after the pipeline's transformers, but "
+            f"{type(final).__name__} was fitted on {expected}. Pass the same columns "
+            "the model was fitted on."
+        )
+    return X
+
+
+def keep_top(best, idx, values, k):
+    """The ``k`` largest ``values`` per row (n_test, m) with their ``idx``,
+    merged with the ``(idx, values)`` pair ``best`` kept so far (or None)."""
+    if best is not None:
+        idx = np.concatenate([best[0], idx], axis=1)
+        values = np.concatenate([best[1], values], axis=1)
+    kk = min(k, values.shape[1])
+    part = np.argpartition(-values, kk - 1, axis=1)[:, :kk]
+    return np.take_along_axis(idx, part, 1), np.take_along_axis(values, part, 1)
+
+
+def ranked_bunch(hi, lo, training_index):
+    """:meth:`InfluenceExplainer.most_influential`'s answer from the kept
+    ``(idx, values)`` of the largest influences (``hi``) and of the largest
+    negated ones (``lo``)."""
+    out = Bunch()
+    for (idx, val), label, sign in ((hi, "harmful", 1.0), (lo, "helpful", -1.0)):
+        order = np.argsort(-val, axis=1, kind="stable")
+        out[f"{label}_indices"] = np.take_along_axis(idx, order, 1)
+        out[f"{label}_values"] = sign * np.take_along_axis(val, order, 1)
+        if training_index is not None:
+            out[f"{label}_labels"] = np.asarray(training_index)[out[f"{label}_indices"]]
+    return out
 
 
 class InfluenceExplainer(BaseEstimator):
@@ -309,9 +364,14 @@ class InfluenceExplainer(BaseEstimator):
         Parameters
         ----------
         X : array-like, sparse matrix or DataFrame of shape (n_train, n_features)
-            The data the estimator was fitted on.
+            The data the estimator was fitted on. A row-chunked ``dask.array``
+            or ``dask.dataframe`` stays on the Dask workers: the Hessian is
+            reduced over its chunks and the results are lazy Dask arrays
+            chunked along the training rows (smooth linear models; see the
+            user guide's Dask section).
         y : array-like of shape (n_train,) or (n_train, n_targets)
-            The targets the estimator was fitted on.
+            The targets the estimator was fitted on (Dask collections are
+            gathered: ``n_train`` values).
         sample_weight : array-like of shape (n_train,), default=None
             The weights the estimator was fitted with.
 
@@ -333,6 +393,12 @@ class InfluenceExplainer(BaseEstimator):
             ) from None
         validate_data(self, X, reset=True, skip_check_array=True)
         spec = spec_for(final, temperature=self.temperature)
+        if is_dask_collection(X):
+            from ._dask import fit_chunked
+
+            fit_chunked(self, X, y, sample_weight, spec, feature_map, final)
+            return self
+        self._chunks = None
         Xf = self._features(X, feature_map, final)
         y = self._check_targets(y, Xf.shape[0], spec, name="y")
         if spec.is_classifier and len(np.unique(y)) < 2:
@@ -400,6 +466,12 @@ class InfluenceExplainer(BaseEstimator):
     _REBUILT += ("stationarity_", "solver_", "removal_")
 
     def __getstate__(self):
+        if self._chunked is not None:
+            raise TypeError(
+                "an InfluenceExplainer fitted on Dask input holds the Dask collections it "
+                "was fitted on and cannot be pickled; pickle the estimator and refit the "
+                "explainer where the data is."
+            )
         state = super().__getstate__()
         fitted = "solver_" in state
         state = {k: v for k, v in state.items() if k not in self._REBUILT}
@@ -416,30 +488,7 @@ class InfluenceExplainer(BaseEstimator):
                 self._build(spec_for(final, temperature=self.temperature))
 
     def _features(self, X, feature_map, final):
-        if feature_map is not None:
-            X = feature_map.transform(X)
-        if hasattr(X, "columns") and hasattr(final, "feature_names_in_"):
-            # columns are matched by name, as in the estimator's own predict:
-            # reordered or renamed columns raise instead of being read by position
-            validate_data(final, X, reset=False, skip_check_array=True)
-        if sp.issparse(X) or isinstance(X, (np.ndarray, list)) or hasattr(X, "iloc"):
-            X = check_array(
-                X,
-                accept_sparse=("csr", "csc"),
-                dtype=np.float64,
-                ensure_all_finite=True,
-                input_name="X",
-            )
-            if sp.issparse(X):
-                X = X.tocsr()
-        expected = getattr(final, "n_features_in_", None)
-        if expected is not None and X.shape[1] != expected:
-            raise ValueError(
-                f"X has {X.shape[1]} features after the pipeline's transformers, but "
-                f"{type(final).__name__} was fitted on {expected}. Pass the same columns "
-                "the model was fitted on."
-            )
-        return X
+        return _features(X, feature_map, final)
 
     def _to_xp(self, A):
         """Features in the explainer's namespace, at its working dtype."""
@@ -576,6 +625,17 @@ class InfluenceExplainer(BaseEstimator):
                 block = positions if isinstance(train, slice) else train[positions]
                 yield test_rows, block, positions, factors
 
+    @property
+    def _chunked(self):
+        """The training rows of a fit on Dask input (:mod:`._dask`), else None."""
+        return getattr(self, "_chunks", None)
+
+    def _in_memory_only(self, name):
+        if self._chunked is not None:
+            from ._dask import not_available
+
+            raise not_available(name)
+
     def _output(self, A):
         """NumPy for NumPy input (also after GPU work); the input's namespace otherwise."""
         return to_numpy(A) if self._numpy_io else A
@@ -622,6 +682,8 @@ class InfluenceExplainer(BaseEstimator):
             ``j`` by about ``-influence[j, i]``.
         """
         check_is_fitted(self, "solver_")
+        if self._chunked is not None:
+            return self._chunked.influence(self, X_test, y_test, target, rows)
         xp = self.xp_
         train = self._training_rows(rows)
         query = self._prepare_test(X_test, y_test, target)
@@ -671,36 +733,24 @@ class InfluenceExplainer(BaseEstimator):
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}.")
         k = int(min(k, self.n_train_))
+        if self._chunked is not None:
+            return self._chunked.most_influential(self, X_test, y_test, k, target)
         results = {}
         query = self._prepare_test(X_test, y_test, target)
         for test_rows, train_rows, _, factors in self._blocks(query):
             B = to_numpy(self.removal_.training_block(factors, train_rows)).T
-            idx = np.arange(train_rows.start, train_rows.stop)
+            idx = np.broadcast_to(np.arange(train_rows.start, train_rows.stop), B.shape)
             key = (test_rows.start, test_rows.stop)
             best = results.setdefault(key, {"hi": None, "lo": None})
-            for name, sign in (("hi", 1.0), ("lo", -1.0)):
-                vals = np.broadcast_to(idx, B.shape), sign * B
-                if best[name] is not None:
-                    vals = (
-                        np.concatenate([best[name][0], vals[0]], axis=1),
-                        np.concatenate([best[name][1], vals[1]], axis=1),
-                    )
-                kk = min(k, vals[1].shape[1])
-                part = np.argpartition(-vals[1], kk - 1, axis=1)[:, :kk]
-                best[name] = (
-                    np.take_along_axis(vals[0], part, 1),
-                    np.take_along_axis(vals[1], part, 1),
-                )
-        out = Bunch()
-        for name, label, sign in (("hi", "harmful", 1.0), ("lo", "helpful", -1.0)):
-            idx = np.concatenate([results[key][name][0] for key in sorted(results)], axis=0)
-            val = np.concatenate([results[key][name][1] for key in sorted(results)], axis=0)
-            order = np.argsort(-val, axis=1, kind="stable")
-            out[f"{label}_indices"] = np.take_along_axis(idx, order, 1)
-            out[f"{label}_values"] = sign * np.take_along_axis(val, order, 1)
-            if self.training_index_ is not None:
-                out[f"{label}_labels"] = np.asarray(self.training_index_)[out[f"{label}_indices"]]
-        return out
+            best["hi"] = keep_top(best["hi"], idx, B, k)
+            best["lo"] = keep_top(best["lo"], idx, -B, k)
+        hi, lo = (
+            tuple(
+                np.concatenate([results[key][name][i] for key in sorted(results)]) for i in (0, 1)
+            )
+            for name in ("hi", "lo")
+        )
+        return ranked_bunch(hi, lo, self.training_index_)
 
     def _groups(self, groups):
         """``(list of index arrays, labels)`` from masks / index arrays, or
@@ -791,6 +841,7 @@ class InfluenceExplainer(BaseEstimator):
             Groups in the order given, or of the sorted unique labels.
         """
         check_is_fitted(self, "solver_")
+        self._in_memory_only("group_influence")
         members, _ = self._groups(groups)
         return self._output(self._group_effects(X_test, y_test, members, target).T)
 
@@ -849,6 +900,7 @@ class InfluenceExplainer(BaseEstimator):
             One column per relabelled row, in the order of ``rows``.
         """
         check_is_fitted(self, "solver_")
+        self._in_memory_only("relabel_influence")
         if rows is None:
             raise ValueError("rows is required: the training rows to relabel.")
         rows = self._training_rows(rows)
@@ -901,6 +953,7 @@ class InfluenceExplainer(BaseEstimator):
         import pandas as pd
 
         check_is_fitted(self, "solver_")
+        self._in_memory_only("most_influential_groups")
         members, labels = self._groups(groups)
         effects = to_numpy(self._group_effects(X_test, y_test, members, target))
         frame = pd.DataFrame(
@@ -937,6 +990,8 @@ class InfluenceExplainer(BaseEstimator):
             Own-loss increase of each training row.
         """
         check_is_fitted(self, "solver_")
+        if self._chunked is not None:
+            return self._chunked.per_row("self_influence")
         return self._output(self.removal_.self_influence(self.spec_.test_loss))
 
     @_with_memory_advice
@@ -950,6 +1005,8 @@ class InfluenceExplainer(BaseEstimator):
             Loss of each training row at the fitted model.
         """
         check_is_fitted(self, "solver_")
+        if self._chunked is not None:
+            return self._chunked.per_row("training_loss")
         state = self.state_
         return self._output(self.spec_.test_loss.value(self.objective_.targets, state.z))
 
@@ -970,6 +1027,8 @@ class InfluenceExplainer(BaseEstimator):
             Loss of each training row at its leave-one-out outputs.
         """
         check_is_fitted(self, "solver_")
+        if self._chunked is not None:
+            return self._chunked.per_row("leave_one_out_loss")
         Z = self._leave_one_out_outputs()
         return self._output(self.spec_.test_loss.value(self.objective_.targets, Z))
 
@@ -989,6 +1048,8 @@ class InfluenceExplainer(BaseEstimator):
             Raw outputs of each training row without it.
         """
         check_is_fitted(self, "solver_")
+        if self._chunked is not None:
+            return self._chunked.leave_one_out_decision()
         return self._output(self._leave_one_out_outputs())
 
     def _leave_one_out_outputs(self):
@@ -1014,6 +1075,7 @@ class InfluenceExplainer(BaseEstimator):
             then the intercept) by about ``-influence_params[i]``.
         """
         check_is_fitted(self, "solver_")
+        self._in_memory_only("influence_params")
         rows = self._training_rows(rows)
         return self._output(-self.removal_.parameter_shifts(rows).T)
 
@@ -1052,6 +1114,7 @@ class InfluenceExplainer(BaseEstimator):
             ``-d L(z_j) / d x_i`` through the refitted parameters.
         """
         check_is_fitted(self, "solver_")
+        self._in_memory_only("influence_features")
         spec = self.spec_
         outputs = spec.feature_outputs or list(range(self.state_.design.n_outputs))
         rows = self._training_rows(rows)
@@ -1098,6 +1161,7 @@ class InfluenceExplainer(BaseEstimator):
         from .retraining import Retrainer
 
         check_is_fitted(self, "solver_")
+        self._in_memory_only("retrainer")
         _, final = split_pipeline(self.estimator)
         final = clone(final)
         if refit_params:
@@ -1121,4 +1185,5 @@ class InfluenceExplainer(BaseEstimator):
             correction for single-output models.
         """
         check_is_fitted(self, "solver_")
+        self._in_memory_only("leverages")
         return self._output(self.removal_.leverages())

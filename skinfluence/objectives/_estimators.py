@@ -134,6 +134,11 @@ class ModelSpec:
             self.n_features = coef.shape[-1]
             self.n_outputs = 1 if coef.ndim == 1 else coef.shape[0]
 
+    #: whether each row's design depends on that row alone (not on the other
+    #: training rows, as kernel features do): the objective can then be built
+    #: one chunk of rows at a time (:mod:`skinfluence._dask`)
+    row_local = True
+
     #: whether the parameters are a kernel model's dual coefficients (row space)
     row_space = False
     #: memory of one block of kernel values evaluated in row space
@@ -309,15 +314,22 @@ class ModelSpec:
     def objective(self, X, y, sample_weight, xp) -> Objective:
         """The training objective on (already transformed) ``X``, at the dtype
         of ``X``."""
-        n, dtype = X.shape[0], X.dtype
+        terms = self.objective_terms(y, sample_weight, X.shape[0], xp, X.dtype)
+        return Objective(design=self.make_design(X, xp), **terms)
+
+    def objective_terms(self, y, sample_weight, n, xp, dtype) -> dict:
+        """Everything of the objective but its design: the loss, the encoded
+        targets, row weights, penalty and shares of the ``n`` training rows
+        (keyword arguments of :class:`Objective`). They need the labels and
+        weights only, so a table held in chunks gets the full data's scaling
+        (class weights, penalty total) from them."""
         shares = self.shares(sample_weight, n)
         loss = self.train_loss
         if self._per_output():
             cw = self.class_weights(y, sample_weight)
             if cw is not None:
                 loss = OvRClassWeighted(loss, asarray(cw, xp, dtype))
-        return Objective(
-            design=self.make_design(X, xp),
+        return dict(
             loss=loss,
             targets=asarray(self.encode(y), xp, dtype),
             weights=asarray(self.row_weights(y, sample_weight), xp, dtype),

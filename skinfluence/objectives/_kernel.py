@@ -244,6 +244,7 @@ class KernelModelSpec(ModelSpec):
     exact_max = 3000
     #: whether the model can be explained in row space (see ModelSpec.prepared)
     supports_row_space = False
+    row_local = False  # the features are kernel values against all training rows
 
     def __init__(self, est, *, temperature=None):
         super().__init__(est, temperature=temperature)

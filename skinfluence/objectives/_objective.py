@@ -109,6 +109,10 @@ class Objective:
     shares : array of shape (n,) or None, ``s_i``
     reweighting : ClassReweighting or None
         Class weights that removing a row changes (``class_weight="balanced"``).
+    total_shares : float or None
+        ``sum_i s_i`` over all training rows, where this objective holds a
+        chunk of them (a table too large for one process): the penalty keeps
+        the full data's strength. By default the sum of ``shares``.
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class Objective:
         strength=1.0,
         shares=None,
         reweighting=None,
+        total_shares=None,
     ):
         self.design = design
         self.loss = loss
@@ -130,6 +135,7 @@ class Objective:
         self.strength = float(strength)
         self.shares = shares
         self.reweighting = reweighting
+        self.total_shares = total_shares
         self.xp = design.xp
         #: the working precision: that of the data (float64 unless asked otherwise)
         self.dtype = weights.dtype
@@ -140,8 +146,10 @@ class Objective:
 
     @property
     def total_strength(self) -> float:
-        xp = self.xp
-        extra = 0.0 if self.shares is None else float(xp.sum(self.shares))
+        """``lambda_0 + sum_i s_i``: the penalty's strength."""
+        if self.total_shares is not None:
+            return self.strength + float(self.total_shares)
+        extra = 0.0 if self.shares is None else float(self.xp.sum(self.shares))
         return self.strength + extra
 
     def value(self, theta) -> float:
@@ -184,9 +192,16 @@ def relative_gradient(g, design, row_sizes) -> float:
     what the rows contribute (``s_i``: the size of row ``i``'s loss
     derivative). The one normalisation of every "how far from the optimum"
     check (:meth:`ObjectiveState.stationarity`, the hinge's KKT residual)."""
+    return float(design.xp.sqrt(design.xp.sum(g * g))) / (
+        gradient_scale(design, row_sizes) + 1e-300
+    )
+
+
+def gradient_scale(design, row_sizes) -> float:
+    """``sum_i ||a_i|| s_i``: the denominator of :func:`relative_gradient`, a
+    sum over rows (so over the chunks of a table held in chunks)."""
     xp = design.xp
-    scale = float(xp.sum(xp.sqrt(design.row_sq_norms()) * row_sizes)) + 1e-300
-    return float(xp.sqrt(xp.sum(g * g))) / scale
+    return float(xp.sum(xp.sqrt(design.row_sq_norms()) * row_sizes))
 
 
 class ObjectiveState:
@@ -219,12 +234,22 @@ class ObjectiveState:
 
     def gradient(self):
         obj = self.objective
-        return self.design.backward(self.U) + obj.total_strength * self.penalty_gradient
+        return self.data_gradient() + obj.total_strength * self.penalty_gradient
+
+    def data_gradient(self):
+        """``sum_i A_i^T u_i``: the rows' part of the gradient (additive over
+        chunks of rows)."""
+        return self.design.backward(self.U)
 
     def hessian(self):
         """Dense ``H`` (n_params, n_params)."""
         obj = self.objective
-        return self.design.gram(self.D) + obj.total_strength * obj.regularizer.to_dense()
+        return self.data_hessian() + obj.total_strength * obj.regularizer.to_dense()
+
+    def data_hessian(self):
+        """``sum_i A_i^T D_i A_i``: the rows' part of the dense Hessian
+        (additive over chunks of rows)."""
+        return self.design.gram(self.D)
 
     def hvp(self, V):
         """``H V`` for ``V`` of shape (n_params, m), matrix-free."""
@@ -302,16 +327,25 @@ class ObjectiveState:
         ``u_i`` at rounding level) counts as optimal instead of comparing
         rounding noise with rounding noise.
         """
+        return self.stationarity_of(self.gradient(), self.gradient_scale())
+
+    def gradient_scale(self) -> float:
+        """The denominator of :meth:`stationarity`, a sum over rows."""
         xp = self.xp
-        g = self.gradient()
-        if self.null_space is not None:
-            N = self.null_space
-            g = g - N @ (N.T @ g)
         u = xp.sqrt(xp.sum(self.U * self.U, axis=1))
         z = xp.sqrt(xp.sum(self.z * self.z, axis=1))
         curvature = xp.sum(xp.abs(self.D), axis=(1, 2))
         rounding = math.sqrt(float(xp.finfo(self.z.dtype).eps)) * curvature * (z + 1.0)
-        return relative_gradient(g, self.design, u + rounding)
+        return gradient_scale(self.design, u + rounding)
+
+    def stationarity_of(self, g, scale: float) -> float:
+        """:meth:`stationarity` from the gradient ``g`` and its scale (both
+        summed over the chunks of a table held in chunks)."""
+        xp = self.xp
+        if self.null_space is not None:
+            N = self.null_space
+            g = g - N @ (N.T @ g)
+        return float(xp.sqrt(xp.sum(g * g))) / (scale + 1e-300)
 
 
 class ClassReweighting:
@@ -336,24 +370,48 @@ class ClassReweighting:
     delta : array (n, n_classes)
     per_output : bool
         Class weights scale output ``k`` of class-``k`` rows only.
+    totals : array (n_params, n_classes) or None
+        ``L_k`` over all training rows, where the arrays hold a chunk of them
+        (see :meth:`class_totals`); computed from ``design`` by default.
     """
 
-    def __init__(self, onehot, class_weight, delta, per_output=False):
+    def __init__(self, onehot, class_weight, delta, per_output=False, totals=None):
         self.onehot = onehot
         self.class_weight = class_weight
         self.delta = delta
         self.per_output = per_output
+        self.totals = totals
+
+    def _parts(self, U):
+        Uc = U * self.onehot if self.per_output else U
+        return Uc, self.onehot / self.class_weight[None, :]  # [y_j = k] / c_k
+
+    def class_totals(self, design, U):
+        """``L_k = sum_{j: y_j = k} A_j^T u^c_j / c_k`` over the rows of
+        ``design``, (n_params, n_classes): additive over chunks of rows."""
+        Uc, scaled = self._parts(U)
+        return design.xp.stack(
+            [design.backward(Uc * scaled[:, k : k + 1]) for k in range(scaled.shape[1])], axis=1
+        )
 
     def correction(self, design, U):
         """``(U', C, V)`` with ``g_i = A_i^T u'_i + C_i V^T``."""
         xp = design.xp
-        Uc = U * self.onehot if self.per_output else U
-        scaled = self.onehot / self.class_weight[None, :]  # [y_j = k] / c_k
-        V = xp.stack(
-            [design.backward(Uc * scaled[:, k : k + 1]) for k in range(scaled.shape[1])], axis=1
-        )
+        Uc, scaled = self._parts(U)
+        V = self.class_totals(design, U) if self.totals is None else self.totals
         own = xp.sum(self.delta * scaled, axis=1)  # delta_{i, y_i} / c_{y_i}
         return U - own[:, None] * Uc, self.delta, V
+
+    def take(self, rows, totals=None):
+        """The reweighting of the rows ``rows`` (a slice) of a larger table
+        whose class totals are ``totals``."""
+        return ClassReweighting(
+            self.onehot[rows, ...],
+            self.class_weight,
+            self.delta[rows, ...],
+            self.per_output,
+            totals,
+        )
 
 
 class RowGradients:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from ._estimators import LINEAR_SPECS, ModelSpec
@@ -63,6 +64,20 @@ def register_estimator(estimator_cls: type, spec: Callable[..., ModelSpec]) -> N
 for _cls, _spec in {**LINEAR_SPECS, **LINEAR_SVM_SPECS, **KERNEL_SPECS}.items():
     register_estimator(_cls, _spec)
 
+#: top-level package -> (module of specs, its ``{estimator: spec}`` table):
+#: families of optional packages, registered on the first estimator seen
+#: from them (importing them with skinfluence would import those packages)
+_ON_FIRST_USE = {"dask_ml": (".objectives._dask_ml", "DASK_ML_SPECS")}
+
+
+def _register_on_first_use(cls: type) -> None:
+    for klass in cls.__mro__:
+        entry = _ON_FIRST_USE.pop(klass.__module__.split(".")[0], None)
+        if entry is not None:
+            module = importlib.import_module(entry[0], "skinfluence")
+            for estimator_cls, spec in getattr(module, entry[1]).items():
+                register_estimator(estimator_cls, spec)
+
 
 def supported_estimators() -> list[str]:
     """Names of the estimator classes skinfluence explains.
@@ -71,7 +86,9 @@ def supported_estimators() -> list[str]:
     -------
     list of str
         Sorted class names, including families added by
-        :func:`register_estimator`.
+        :func:`register_estimator`; dask-ml's ``LogisticRegression`` and
+        ``LinearRegression`` are added once the first dask-ml estimator is
+        explained (importing dask-ml earlier would slow every import).
     """
     return sorted(cls.__name__ for cls in _REGISTRY)
 
@@ -81,6 +98,7 @@ def spec_for(estimator, **options):
 
     ``options`` (``temperature``) reach the specs that take them.
     """
+    _register_on_first_use(type(estimator))
     for cls in type(estimator).__mro__:
         if cls in _REGISTRY:
             spec = _REGISTRY[cls](estimator, **options)

@@ -172,7 +172,18 @@ class RemovalModel:
         out = []
         for rows in self.budget.slices(self.n_train, 2 * state.n_params):
             out.append(state.design.take(rows).rowwise(self.parameter_shifts(rows).T))
+        if not out:  # no rows
+            return xp.zeros((0, state.design.n_outputs), dtype=state.theta.dtype)
         return xp.concat(out, axis=0)
+
+    def for_rows(self, state):
+        """This model over the training rows of ``state``, a chunk of the
+        training table (see :meth:`FirstOrderRemoval.for_rows`)."""
+        raise NotAvailableError(
+            f"approximation={self.name!r} here couples all training rows, so it cannot run "
+            "one chunk of rows at a time; chunked (Dask) tables support "
+            "approximation='influence' and 'newton' for smooth linear models."
+        )
 
     def leave_one_out_outputs(self):
         """``z_i + A_i Delta_i``: each row's outputs without it, (n_train, K)."""

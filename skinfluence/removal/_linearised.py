@@ -19,6 +19,7 @@ solved once per block of test rows. The classes differ in ``g~_i`` and in how
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -47,11 +48,33 @@ class FirstOrderRemoval(RemovalModel):
         super().__init__(state, solver, budget, stationarity)
         self.data = data
         self._leverage_cache = None
-        grads = state.row_gradients() if row_gradients is None else row_gradients
+        self.row_gradients = self._gradients(
+            state.row_gradients() if row_gradients is None else row_gradients
+        )
+
+    def _gradients(self, grads):
+        """``g~_i`` from the objective's ``g_i``, held as ``G`` where it fits."""
         grads = self._prepare_gradients(grads)
         if self._materialize(grads):
             grads = grads.materialized()
-        self.row_gradients = grads
+        return grads
+
+    def for_rows(self, state):
+        """This model over the training rows of ``state``, sharing the solver.
+
+        ``state`` holds a chunk of a training table too large for one process
+        (:mod:`skinfluence._dask`), its objective scaled as the full data's
+        (weights, penalty total, class totals); ``H^{-1}`` is that of the full
+        objective. The chunk's per-row quantities -- its block of the
+        influence matrix, its self-influence, its leave-one-out outputs --
+        are then those of the same rows in the full model."""
+        model = copy.copy(self)
+        RemovalModel.__init__(model, state, self.solver, self.budget, self.stationarity)
+        model._leverage_cache = None
+        # not materialised: a chunk's task uses its gradients once (a GEMM with
+        # G would cost a chunk-sized copy and save nothing)
+        model.row_gradients = model._prepare_gradients(state.row_gradients())
+        return model
 
     def _prepare_gradients(self, grads):
         """The ``g~_i`` this model pairs with ``H^{-1}``."""
@@ -145,7 +168,7 @@ class FirstOrderRemoval(RemovalModel):
                 sol = [self.solver.solve(C) for C in cols]
                 M = [[xp.sum(cols[a] * sol[b], axis=0) for b in range(K)] for a in range(K)]
             out.append(xp.stack([xp.stack(r, axis=1) for r in M], axis=1))
-        return xp.concat(out, axis=0)
+        return xp.concat(out, axis=0) if out else xp.zeros((0, K, K), dtype=dtype)
 
     def _shared_leverages(self):
         """``M_i[a, b] = x_i^T (H^{-1})_{ab} x_i`` for a design shared by all
@@ -168,7 +191,7 @@ class FirstOrderRemoval(RemovalModel):
                     entries[a, b] = entries[b, a] = upper[:, b - a]
             M = [xp.stack([entries[a, b] for b in range(K)], axis=1) for a in range(K)]
             out.append(xp.stack(M, axis=1))
-        return xp.concat(out, axis=0)
+        return xp.concat(out, axis=0) if out else xp.zeros((0, K, K), dtype=Hinv.dtype)
 
     def feature_influence(self, query, rows, outputs, n_features):
         """``-d L(z_j) / d x_i`` through the parameters: the row's features
@@ -401,6 +424,10 @@ class ActiveSetRemoval(FirstOrderRemoval):
         # the smoothed loss's gradients are not the hinge's: no changed objectives
         return RemovalModel.change_shifts(self, objectives)
 
+    def for_rows(self, state):
+        # the KKT system couples the margin rows of the whole table
+        return RemovalModel.for_rows(self, state)
+
     def own_output_shifts(self):
         # margin rows move through the KKT system, not through leverages
         return RemovalModel.own_output_shifts(self)
@@ -448,6 +475,10 @@ class RowSpaceRemoval(FirstOrderRemoval):
 
     def change_shifts(self, objectives):
         return RemovalModel.change_shifts(self, objectives)
+
+    def for_rows(self, state):
+        # the test factors are responses of all training rows' outputs
+        return RemovalModel.for_rows(self, state)
 
     def _leverages_cheap(self) -> bool:
         return True

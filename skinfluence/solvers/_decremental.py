@@ -544,6 +544,12 @@ class DecrementalPath:
         # of one): their outputs cannot move while the kink set stays, so
         # rounding-level output changes must not make them join
         implied = np.zeros(n, dtype=bool)
+        # rows that left the kink set at a zero-length step: at a degenerate
+        # vertex (a kink row with its multiplier at a bound) the direction
+        # computed with the row on the kink pushes its multiplier out, and
+        # the one without it pushes its output back across the kink, both
+        # at rounding level; they may not rejoin until the path moves on
+        left_here = np.zeros(n, dtype=bool)
         s, events, truncated, stalled, first_event = 0.0, 0, False, 0, None
         while s < 1.0:
             if system is None:  # dependent kink rows: solve this segment afresh
@@ -562,7 +568,7 @@ class DecrementalPath:
             )
             dz[np.abs(dz) <= noise] = 0.0
             step, event = self._next_event(
-                1.0 - s, K, dnu, nu, z, dz, on, seg, others & ~implied, n_kinks
+                1.0 - s, K, dnu, nu, z, dz, on, seg, others & ~implied & ~left_here, n_kinks
             )
             if first_event is None and step > self.TIE:
                 # where the first segment of positive length ends: the
@@ -584,6 +590,8 @@ class DecrementalPath:
             # rows) can trade the same rows in and out of the kink set; past
             # a bound the segment is extrapolated and said so
             stalled = stalled + 1 if step <= self.TIE else 0
+            if not stalled:
+                left_here[:] = False
             if stalled > self.max_stalled(K.size):
                 truncated = True
                 nu[K] += (1.0 - s) * dnu
@@ -601,6 +609,7 @@ class DecrementalPath:
             on[i], seg[i] = joins, new_seg
             if not joins:
                 nu[i] = self.c[i] * self.slopes[i, new_seg]
+                left_here[i] = stalled > 0
         nu[r] = 0.0
         changed = np.flatnonzero(nu != self.nu0)
         first_event = 1.0 if first_event is None else min(first_event, 1.0)

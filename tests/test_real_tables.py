@@ -142,3 +142,24 @@ def test_liblinear_and_kernel_ridge_on_tied_tables_raise_nothing():
                 exp = InfluenceExplainer(est, approximation=approximation).fit(X, y)
                 values = exp.influence(X[:3], y[:3])
                 assert values.shape == (3, len(y)) and np.all(np.isfinite(values))
+
+
+def test_kernel_ridge_leverage_correction_for_chosen_rows_matches_refits():
+    """In row space, approximation='newton' solves for the leverages of the
+    rows asked for only; on them it is the exact leave-one-out change of the
+    predictions (kernel ridge is quadratic), which the first-order estimate
+    understates."""
+    X, _, target = tied_table()
+    est = KernelRidge(alpha=0.1, kernel="rbf", gamma=0.5).fit(X, target)
+    first = InfluenceExplainer(est, solver="cg").fit(X, target)
+    test = np.arange(3)
+    ranking = np.abs(first.influence(X[test], target="prediction")).max(axis=0)
+    top = np.argsort(-ranking)[:8]
+    newton = InfluenceExplainer(est, solver="cg", approximation="newton").fit(X, target)
+    assert newton.spec_.row_space
+    predicted = -newton.influence(X[test], target="prediction", rows=top)
+    assert np.isfinite(newton.removal_._leverage_rows).sum() == top.size
+    result = leave_one_out(newton, X[test], rows=top, target="prediction")
+    np.testing.assert_allclose(predicted, result.actual, rtol=1e-6, atol=1e-9)
+    understated = -first.influence(X[test], target="prediction", rows=top)
+    assert np.abs(understated).max() < 0.95 * np.abs(result.actual).max()

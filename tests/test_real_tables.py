@@ -163,3 +163,27 @@ def test_kernel_ridge_leverage_correction_for_chosen_rows_matches_refits():
     np.testing.assert_allclose(predicted, result.actual, rtol=1e-6, atol=1e-9)
     understated = -first.influence(X[test], target="prediction", rows=top)
     assert np.abs(understated).max() < 0.95 * np.abs(result.actual).max()
+
+
+def test_kernel_ridge_default_says_when_it_understates():
+    """The first-order estimate of a low-penalty kernel ridge understates
+    its largest effects by more than 1.5x; the default says so and names
+    approximation='newton'. A ridge regression with small leverages stays
+    silent. The probed factors are in the solver's report."""
+    X, _, target = tied_table()
+    est = KernelRidge(alpha=1.0, kernel="rbf", gamma=0.2).fit(X, target)
+    with pytest.warns(RuntimeWarning, match="approximation='newton'"):
+        exp = InfluenceExplainer(est).fit(X, target)
+    details = exp.solver_.report.details
+    assert details["leverage_factor_max"] > 1.5
+    test = np.arange(3)
+    result = leave_one_out(exp, X[test], target[test], rows=15, target="prediction")
+    assert result.agreement.slope > 1.3  # the refits' effects are larger indeed
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    Xd, yd = load_diabetes(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        quiet = InfluenceExplainer(Ridge(alpha=1.0).fit(Xd, yd)).fit(Xd, yd)
+    assert quiet.solver_.report.details["leverage_factor_max"] < 1.5

@@ -57,6 +57,8 @@ class PointwiseLoss:
     shift_invariant = False
     #: whether l is twice continuously differentiable; hinge-type losses are not
     smooth = True
+    #: whether l is quadratic in z: one Newton step then reaches the optimum
+    quadratic = False
 
     def value(self, y, z):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -79,6 +81,8 @@ class SquaredError(PointwiseLoss):
     :class:`~sklearn.linear_model.LinearRegression`, ``scale=1/2`` for
     ``SGDRegressor(loss="squared_error")``.
     """
+
+    quadratic = True
 
     def __init__(self, scale: float = 1.0):
         self.scale = scale

@@ -28,6 +28,11 @@ from .._backend import asarray, dense_rows, is_numpy, to_numpy
 from ..objectives import RowGradients
 from ._base import NotAvailableError, RemovalModel
 
+#: rows whose leverage :meth:`FirstOrderRemoval.check_leverage` solves for
+LEVERAGE_PROBE = 50
+#: one-step correction factor of a removal above which it warns
+LEVERAGE_FACTOR = 1.5
+
 
 class FirstOrderRemoval(RemovalModel):
     """The influence function: ``Delta_i = H^{-1} g_i``.
@@ -169,6 +174,60 @@ class FirstOrderRemoval(RemovalModel):
                 M = [[xp.sum(cols[a] * sol[b], axis=0) for b in range(K)] for a in range(K)]
             out.append(xp.stack([xp.stack(r, axis=1) for r in M], axis=1))
         return xp.concat(out, axis=0) if out else xp.zeros((0, K, K), dtype=dtype)
+
+    def _leverages_of(self, idx):
+        """``M_i`` of the training rows ``idx`` (indices), (len(idx), K, K)."""
+        xp, design = self.xp, self.state.design
+        K, dtype = design.n_outputs, self.state.theta.dtype
+        sub = design.take(np.asarray(idx))
+        eye = xp.eye(K, dtype=dtype)
+        ones = xp.ones((len(idx), 1), dtype=dtype)
+        cols = [sub.expand(ones * eye[k : k + 1, :]) for k in range(K)]
+        sol = [self.solver.solve(C) for C in cols]
+        M = [[xp.sum(cols[a] * sol[b], axis=0) for b in range(K)] for a in range(K)]
+        return xp.stack([xp.stack(r, axis=1) for r in M], axis=1)
+
+    def check_leverage(self, probe: int = LEVERAGE_PROBE):
+        r"""Warn when the first-order estimate understates removals a lot.
+
+        For one output, removing row ``i`` in one Newton step scales its
+        first-order effect by ``1 / (1 - D_i h_i)`` (``h_i = a_i^T H^{-1}
+        a_i``; exact for least squares). The ``probe`` rows with the largest
+        ``|u_i| ||a_i||`` -- the largest first-order effects, roughly -- are
+        checked, at one solve each. For a quadratic loss (least squares,
+        kernel ridge), where that step is the exact refit, a factor above
+        ``LEVERAGE_FACTOR`` gets a warning naming ``approximation="newton"``;
+        for others the factors only go into the solver's ``report.details``.
+        """
+        design = self.state.design
+        if design.n_outputs != 1 or self.n_train == 0:
+            return
+        xp = self.xp
+        grads = self.row_gradients
+        size = to_numpy(xp.abs(grads.U[:, 0]) * xp.sqrt(design.row_sq_norms()))
+        rows = np.sort(np.argsort(-size, kind="stable")[:probe])
+        h = to_numpy(self._leverages_of(rows))[:, 0, 0]
+        d = to_numpy(self.state.D)[rows, 0, 0]
+        factor = 1.0 / np.maximum(1.0 - d * h, 1e-12)
+        worst = float(factor.max())
+        self.solver.report.details.update(
+            leverage_probed=int(rows.size),
+            leverage_factor_median=float(np.median(factor)),
+            leverage_factor_max=worst,
+        )
+        if worst > LEVERAGE_FACTOR and self.state.objective.loss.quadratic:
+            warnings.warn(
+                f"the first-order estimate understates the effect of removing "
+                f"high-leverage rows: for {int(np.sum(factor > LEVERAGE_FACTOR))} of the "
+                f"{rows.size} rows with the largest effects the exact leave-one-out "
+                f"effect is up to {worst:.2g}x larger (row "
+                f"{int(rows[np.argmax(factor)])}; median {np.median(factor):.2g}x). "
+                "approximation='newton' applies the "
+                "correction (exact for least squares and kernel ridge); in row space, pass "
+                "influence(..., rows=top) to solve for chosen rows only.",
+                RuntimeWarning,
+                stacklevel=7,
+            )
 
     def _shared_leverages(self):
         """``M_i[a, b] = x_i^T (H^{-1})_{ab} x_i`` for a design shared by all
@@ -483,6 +542,20 @@ class RowSpaceRemoval(FirstOrderRemoval):
     def _leverages_cheap(self) -> bool:
         return True
 
+    def _leverages_of(self, idx):
+        """``M_i = h_i I`` of the rows ``idx``: their responses to their own
+        kernel columns."""
+        xp = self.xp
+        idx = np.asarray(idx)
+        train = self.state.design.blocks[0]
+        h = np.empty(idx.size)
+        for part in self.budget.slices(idx.size, 6 * self.n_train):
+            chosen = idx[part]
+            E = to_numpy(self.solver.responses(train.take_rows(chosen).T.dense()))
+            h[part] = E[chosen, np.arange(chosen.size)]
+        K = self.state.design.n_outputs
+        return asarray(h, xp)[:, None, None] * xp.eye(K, dtype=xp.float64)[None, :, :]
+
     def _compute_leverages(self):
         """``M_i = h_i I`` with ``h_i = phi_i^T H^{-1} phi_i``: the responses to
         the training rows' own kernel columns, a bounded block at a time (one
@@ -561,12 +634,7 @@ class RowSpaceNewtonRemoval(RowSpaceRemoval):
         known = self._leverage_rows
         missing = np.unique(idx[np.isnan(known[idx])])
         if missing.size:
-            train = self.state.design.blocks[0]
-            # conjugate gradients hold about five n x b arrays per block of b rows
-            for part in self.budget.slices(missing.size, 6 * self.n_train):
-                chosen = missing[part]
-                E = to_numpy(self.solver.responses(train.take_rows(chosen).T.dense()))
-                known[chosen] = E[chosen, np.arange(chosen.size)]
+            known[missing] = to_numpy(self._leverages_of(missing))[:, 0, 0]
         return known[idx]
 
     def _compute_leverages(self):

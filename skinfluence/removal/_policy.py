@@ -184,9 +184,11 @@ class FitContext:
 
 # --- builders: one per table entry -----------------------------------------
 def _first_order(ctx):
-    return FirstOrderRemoval(
+    model = FirstOrderRemoval(
         ctx.state, ctx.inverse_hessian(), ctx.budget, ctx.stationarity, data=ctx.modified_data()
     )
+    model.check_leverage()
+    return model
 
 
 def _newton(ctx):
@@ -227,7 +229,9 @@ def _row_space_inverse(ctx):
 
 
 def _row_space(ctx):
-    return RowSpaceRemoval(ctx.state, _row_space_inverse(ctx), ctx.budget, ctx.stationarity)
+    model = RowSpaceRemoval(ctx.state, _row_space_inverse(ctx), ctx.budget, ctx.stationarity)
+    model.check_leverage()
+    return model
 
 
 def _row_space_newton(ctx):

@@ -65,14 +65,14 @@ def fitted_estimator(estimator, X, y):
     """The estimator to explain over the Dask rows ``X``: a copy of a fitted
     one (used as fitted), or a clone of one whose ``fit`` reads Dask
     collections (dask-ml's models) fitted on ``X, y``."""
-    final = _final_step(estimator)
+    final = None if estimator is None else _final_step(estimator)
     try:
-        check_is_fitted(final)
+        if final is not None:
+            check_is_fitted(final)
+            # a copy: the cleaner's estimator_ must not be the caller's object
+            return copy.deepcopy(estimator)
     except NotFittedError:
         pass
-    else:
-        # a copy: the cleaner's estimator_ must not be the caller's object
-        return copy.deepcopy(estimator)
     # dask-ml's estimators fit out of core on Dask collections; scikit-learn's
     # would load every row into the client's memory (or fail on the Dask types)
     if type(final).__module__.split(".")[0] == "dask_ml":
@@ -90,17 +90,13 @@ def fitted_estimator(estimator, X, y):
 
 
 def _row_labels(y, n):
+    """``y`` in memory (the explainer gathers it too), checked against the
+    row count ``n`` where it is known without a pass over ``X``."""
     y_arr = column_or_1d(np.asarray(_gather(y)), warn=True)
     check_classification_targets(y_arr)
-    if y_arr.shape[0] != n:
+    if not np.isnan(n) and y_arr.shape[0] != n:
         raise ValueError(f"X has {n} rows but y has {y_arr.shape[0]}.")
     return y_arr
-
-
-def _n_rows(X):
-    if _is_frame(X):
-        return int(X.map_partitions(len).sum().compute())
-    return int(X.shape[0])
 
 
 def _feature_names(X):
@@ -130,7 +126,9 @@ class DaskScores:
 
     @property
     def classes(self):
-        return np.asarray(self.explainer().spec_.classes_)
+        # any fitted explainer knows them: no second fit for them
+        exp = next(iter(self._explainers.values()), None) or self.explainer()
+        return np.asarray(exp.spec_.classes_)
 
     def score(self, method, X_val=None, y_val=None):
         """Lazy scores (a Dask array chunked like the rows); higher = more suspicious."""
@@ -157,9 +155,7 @@ class DaskScores:
         else:
             Z = self.explainer(approximation).leave_one_out_decision()
         classes = self.classes
-        return Z.map_blocks(
-            lambda z: _labels_from_decision(z, classes), drop_axis=1, dtype=classes.dtype
-        )
+        return Z.map_blocks(_labels_from_decision, classes, drop_axis=1, dtype=classes.dtype)
 
 
 def flag_lazy(scores, *, rule, value=None, n_auto=None):
@@ -177,11 +173,11 @@ def flag_lazy(scores, *, rule, value=None, n_auto=None):
     k = min(k, n)
     if k == 0:
         return da.zeros_like(scores, dtype=bool)
-    kth = float(da.topk(scores, k).min().compute())
-    above = scores > kth
-    n_above = int(above.sum().compute())
+    top = da.topk(scores, k).compute()
+    kth = top.min()
+    n_above = int(np.sum(top > kth))  # every row above the k-th score is in the top k
     ties = scores == kth
-    return above | (ties & (da.cumsum(ties.astype(np.int64)) <= k - n_above))
+    return (scores > kth) | (ties & (da.cumsum(ties.astype(np.int64)) <= k - n_above))
 
 
 def protect_classes_lazy(flagged, y, y_lazy, suggested, scores, action):
@@ -199,6 +195,20 @@ def protect_classes_lazy(flagged, y, y_lazy, suggested, scores, action):
     return flagged
 
 
+def _frame_part(x, start, mask, names, frame, features, *cols):
+    """One partition of :func:`row_frame` (a task)."""
+    index = x.index if frame else pd.RangeIndex(start, start + len(cols[0]))
+    out = pd.DataFrame(dict(zip(names, cols, strict=True)), index=index)
+    if features:
+        x = x if frame else pd.DataFrame(np.asarray(x), index=index)
+        out = pd.concat([x, out], axis=1)
+    return out if mask is None else out[np.asarray(mask)]
+
+
+def _filter_part(part, mask):
+    return part[np.asarray(mask)]
+
+
 def row_frame(X, columns: dict, *, rows=None, features: bool = False):
     """A Dask DataFrame of the lazy per-row arrays ``columns`` (chunked like
     ``X``'s rows), indexed like ``X`` (a DataFrame's index, else the rows'
@@ -212,23 +222,21 @@ def row_frame(X, columns: dict, *, rows=None, features: bool = False):
     col_parts = [list(a.to_delayed()) for a in columns.values()]
     mask_parts = [None] * len(x_parts) if rows is None else list(rows.to_delayed())
 
-    def build(x, start, mask, *cols):
-        n = len(cols[0])
-        index = x.index if frame else pd.RangeIndex(start, start + n)
-        out = pd.DataFrame(dict(zip(names, cols, strict=True)), index=index)
-        if features:
-            x = x if frame else pd.DataFrame(np.asarray(x), index=index)
-            out = pd.concat([x, out], axis=1)
-        return out if mask is None else out[np.asarray(mask)]
-
     parts = [
-        dask.delayed(build, pure=True)(
-            x_parts[i], int(starts[i]), mask_parts[i], *[c[i] for c in col_parts]
+        dask.delayed(_frame_part, pure=True)(
+            x_parts[i],
+            int(starts[i]),
+            mask_parts[i],
+            names,
+            frame,
+            features,
+            *[c[i] for c in col_parts],
         )  # fmt: skip
         for i in range(len(x_parts))
     ]
     empty = X._meta if frame else np.empty((0, X.shape[1]), dtype=X.dtype)
-    meta = build(empty, 0, None, *[np.empty(0, dtype=a.dtype) for a in columns.values()])
+    meta = _frame_part(empty, 0, None, names, frame, features,
+                       *[np.empty(0, dtype=a.dtype) for a in columns.values()])  # fmt: skip
     if frame:
         divisions = X.divisions
     else:
@@ -249,8 +257,10 @@ def fit(cleaner, X, y, X_val, y_val, rule):
         )
     if X.ndim != 2:
         raise ValueError(f"X must be 2-dimensional; got a Dask collection of shape {X.shape}.")
-    n = _n_rows(X)
-    y_arr = _row_labels(y, n)
+    # a DataFrame's row count is a pass over it: the explainer counts and
+    # checks it against y
+    y_arr = _row_labels(y, X.shape[0] if not _is_frame(X) else np.nan)
+    n = len(y_arr)
     cleaner.classes_ = np.unique(y_arr)
     if len(cleaner.classes_) < 2:
         raise ValueError(
@@ -311,7 +321,7 @@ def resample(cleaner, X, y):
     if _is_frame(X):
         X_kept = dd.from_delayed(
             [
-                dask.delayed(lambda part, mask: part[np.asarray(mask)], pure=True)(p, m)
+                dask.delayed(_filter_part, pure=True)(p, m)
                 for p, m in zip(X.to_delayed(), keep.to_delayed(), strict=True)
             ],
             meta=X._meta,

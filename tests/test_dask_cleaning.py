@@ -287,3 +287,23 @@ def test_cli_dask_errors(files, capsys, monkeypatch):
     )
     assert cli.main(base) == 2
     assert "pip install skinfluence[dask]" in capsys.readouterr().err
+
+
+def test_dask_ml_estimator_is_fitted_out_of_core(synchronous):
+    """An unfitted dask-ml model is cloned and fitted on the Dask rows; its
+    scores are the in-memory scores of that fitted model."""
+    dml = pytest.importorskip("dask_ml.linear_model")
+    from skinfluence.cleaning._scoring import RowScorer
+
+    X, y, _ = _data(seed=2)
+    given = dml.LogisticRegression(C=0.5, solver="newton", tol=1e-14, max_iter=100)
+    cleaner = InfluenceLabelCleaner(given, method="loo_newton", n_flag=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # dask-glm's config keys
+        cleaner.fit(da.from_array(X, chunks=(CHUNKS, P)), da.from_array(y, chunks=(CHUNKS,)))
+    assert not hasattr(given, "coef_")  # the caller's model is not fitted
+    want = RowScorer(cleaner.estimator_, X, y).score("loo_newton")
+    _close(cleaner.scores_.compute(), want)
+    np.testing.assert_array_equal(
+        cleaner.flagged_.compute(), flag_rows(want, rule="n_flag", value=10)
+    )

@@ -792,7 +792,7 @@ def build_parser():
         help="DATA is a directory of Parquet files or a glob, read with dask.dataframe "
         "(rows numbered from 1 across the files in name order); the model is fitted by "
         "scikit-learn on the rows gathered in this process, the scores are computed chunk "
-        "by chunk (one chunk per file) by Dask, and --out without a file suffix is a "
+        "by chunk (a file or row group each) by Dask, and --out without a file suffix is a "
         "Parquet directory written chunk by chunk. Needs pip install skinfluence[dask]",
     )
     clean.add_argument(

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -158,6 +159,8 @@ def test_array_resample_and_in_memory_flagged_frame(synchronous):
     assert list(frame.index) == list(want.index) == list(np.flatnonzero(keep == 0))
     np.testing.assert_array_equal(frame[list(range(P))], X[~keep])
     _close(frame["score"], want["score"])
+    sparse = memory.flagged_frame(sp.csr_matrix(X))  # a sparse matrix's rows alike
+    np.testing.assert_array_equal(sparse[list(range(P))].sparse.to_dense(), X[~keep])
 
 
 @pytest.mark.parametrize("action", ["drop", "relabel"])

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
@@ -239,6 +240,9 @@ class InfluenceLabelCleaner(BaseEstimator):
         The clone of ``estimator`` fitted on all rows (noisy labels).
     scores_ : ndarray of shape (n_samples,)
         Score of each training row, in input order; higher = more suspicious.
+        For Dask input this, ``suggested_labels_``, ``flagged_`` and
+        ``sample_indices_`` are Dask arrays and ``label_issues_`` a Dask
+        DataFrame (see ``fit``).
     suggested_labels_ : ndarray of shape (n_samples,)
     flagged_ : ndarray of bool of shape (n_samples,)
     n_flagged_ : int
@@ -340,9 +344,17 @@ class InfluenceLabelCleaner(BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            The rows whose labels to check.
+            The rows whose labels to check. A row-chunked ``dask.array`` or
+            ``dask.dataframe`` stays on the Dask workers: ``estimator`` must be
+            fitted already (or be a dask-ml model, fitted here on the Dask
+            rows), ``method`` one of ``"loo_newton"``, ``"loo_loss"``,
+            ``"training_loss"``, ``"self_influence"``,
+            ``"validation_influence"``, ``action="drop"``; ``scores_``,
+            ``suggested_labels_`` and ``flagged_`` are then Dask arrays
+            chunked like the rows and ``label_issues_`` a Dask DataFrame
+            without ``rank`` (``doc/cleaning.md``, "Cleaning a Dask table").
         y : array-like of shape (n_samples,)
-            The labels to check.
+            The labels to check (a Dask collection is gathered).
         X_val : {array-like, sparse matrix, DataFrame}, default=None
             Trusted validation rows; required by ``method="validation_influence"``;
             with ``action="relabel"`` they judge the fixes (``fix_effects_``).
@@ -513,7 +525,7 @@ class InfluenceLabelCleaner(BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, DataFrame, dask.array.Array, dask.dataframe.DataFrame}
+        X : {array-like, sparse matrix, DataFrame, dask.array.Array, dask.dataframe.DataFrame}
             The rows ``fit`` was given (an array's columns are named 0, 1, ...).
 
         Returns
@@ -529,7 +541,12 @@ class InfluenceLabelCleaner(BaseEstimator):
 
             return _dask.flagged_frame(self, X)
         issues = self.label_issues_
-        features = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+        if isinstance(X, pd.DataFrame):
+            features = X
+        elif sp.issparse(X):
+            features = pd.DataFrame.sparse.from_spmatrix(X)
+        else:
+            features = pd.DataFrame(np.asarray(X))
         features = features.set_axis(issues.index, axis=0)
         columns = ["score", "given_label", "suggested_label"]
         frame = pd.concat([features, issues[columns]], axis=1)

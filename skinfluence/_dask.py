@@ -250,6 +250,10 @@ def _leave_one_out_loss(ctx, model, X, terms, totals):
     return to_numpy(ctx.spec.test_loss.value(state.objective.targets, Z))
 
 
+def _training_decision(ctx, model, X, terms, totals):
+    return to_numpy(ctx.state(X, terms, totals).z)
+
+
 def _training_loss(ctx, model, X, terms, totals):
     state = ctx.state(X, terms, totals)
     return to_numpy(ctx.spec.test_loss.value(state.objective.targets, state.z))
@@ -334,6 +338,12 @@ class ChunkedRows:
     def leave_one_out_decision(self):
         K = self.model.state.design.n_outputs
         return self._stacked(self._tasks(_leave_one_out_outputs), lambda n: (n, K), axis=0)
+
+    def training_decision(self):
+        """The raw outputs ``A_i theta`` of the fitted model, ``(n, n_outputs)``
+        (the in-memory ``state_.z``)."""
+        K = self.model.state.design.n_outputs
+        return self._stacked(self._tasks(_training_decision), lambda n: (n, K), axis=0)
 
     def most_influential(self, explainer, X_test, y_test, k: int, target):
         """The top ``k`` (checked by the explainer) of each direction."""

@@ -55,6 +55,10 @@ CLEAN_METHODS = (
     "noise_aware",
 )
 DEFAULT_METHOD = "iterative"
+#: the methods a Dask table supports (``skinfluence.cleaning._dask.DASK_METHODS``
+#: less validation_influence), and the default there
+DASK_METHODS = ("loo_newton", "loo_loss", "training_loss", "self_influence")
+DASK_DEFAULT_METHOD = "loo_newton"
 
 
 class CLIError(Exception):
@@ -408,16 +412,17 @@ def _print_groups(frame, out, extra=()):
 
 
 # ------------------------------------------------------------------ clean
-def _summary(issues, args, n_rows, rule):
+def _summary(head, flagged, args, n_rows, rule, saved=None, rows_are=None):
+    """The flagged count, the ``head`` of the ranking (``rank`` column) and
+    what to do next; ``saved`` says what ``--out`` holds, ``rows_are`` what
+    the row labels are (by default from the index name)."""
     out = sys.stdout
-    flagged = int(issues["flagged"].sum())
     print(
         f"{flagged} of {n_rows} rows flagged as likely mislabeled "
         f"(method: {args.method}, rule: {rule}).",
         file=out,
     )
-    head = issues.head(args.top)
-    name = issues.index.name
+    name = head.index.name
     if not head.empty:
         rows = [
             (
@@ -430,7 +435,7 @@ def _summary(issues, args, n_rows, rule):
             )
             for idx, r in zip(head.index, head.to_dict("records"), strict=True)
         ]
-        where = {
+        where = rows_are or {
             "line": f"line = line in {args.data}, the header being line 1",
             "row": f"row = row of {args.data}, counting from 1",
         }.get(name, f"{name} = value of --id-column")
@@ -443,14 +448,14 @@ def _summary(issues, args, n_rows, rule):
             file=out,
         )
     if args.out is not None:
-        print(
-            f"  * {args.out} has all {n_rows} rows with score, rank, given_label, "
-            "suggested_label and flagged, sorted by rank;",
-            file=out,
+        saved = saved or (
+            f"all {n_rows} rows with score, rank, given_label, suggested_label and flagged, "
+            "sorted by rank"
         )
+        print(f"  * {args.out} has {saved};", file=out)
     else:
         print(f"  * --out FILE.csv saves the scores of all {n_rows} rows;", file=out)
-    if len(issues) > args.top:
+    if n_rows > args.top:
         print("  * --top N prints more suspects here;", file=out)
     print(
         "  * --fraction, --n-flag or --threshold sets how many rows are flagged "
@@ -469,6 +474,11 @@ def _print_table(header, rows, out):
 def run_clean(args):
     from .cleaning import InfluenceLabelCleaner
 
+    if args.dask:
+        from ._cli_dask import run_clean_dask
+
+        return run_clean_dask(args)
+    args.method = args.method or DEFAULT_METHOD
     progress = _Progress(args.quiet)
     progress(f"reading {args.data}")
     df = label_rows(read_table(args.data), args.data, args.id_column)
@@ -485,7 +495,8 @@ def run_clean(args):
             cleaner.fit(X, y.to_numpy())
     issues = cleaner.label_issues_.sort_values("rank")
     issues.index.name = df.index.name
-    _summary(issues, args, len(y), given[0] if given else "automatic")
+    n_flagged = int(issues["flagged"].sum())
+    _summary(issues.head(args.top), n_flagged, args, len(y), given[0] if given else "automatic")
     if groups is not None:
         _clean_groups(cleaner, X, y.to_numpy(), groups, args, progress)
     if args.out is not None:
@@ -758,8 +769,8 @@ def build_parser():
     clean.add_argument(
         "--method",
         choices=CLEAN_METHODS,
-        default=DEFAULT_METHOD,
-        help=f"scoring method (default: {DEFAULT_METHOD})",
+        help=f"scoring method (default: {DEFAULT_METHOD}; with --dask {DASK_DEFAULT_METHOD}, "
+        f"and only {', '.join(DASK_METHODS)})",
     )
     how = clean.add_mutually_exclusive_group()
     how.add_argument("--fraction", type=float, help="flag this fraction of the rows")
@@ -774,6 +785,22 @@ def build_parser():
         "feature): also rank its groups by the predicted change of the summed loss of "
         "the other groups' unflagged rows if the group were removed (one Newton step "
         "per group)",
+    )
+    clean.add_argument(
+        "--dask",
+        action="store_true",
+        help="DATA is a directory of Parquet files or a glob, read with dask.dataframe "
+        "(rows numbered from 1 across the files in name order); the model is fitted by "
+        "scikit-learn on the rows gathered in this process, the scores are computed chunk "
+        "by chunk (a file or row group each) by Dask, and --out without a file suffix is a "
+        "Parquet directory written chunk by chunk. Needs pip install skinfluence[dask]",
+    )
+    clean.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --dask: the address of a running Dask scheduler (tcp://host:8786), or "
+        "'local' to start a distributed.LocalCluster on this machine; default: Dask's "
+        "threaded scheduler in this process (no cluster)",
     )
     clean.set_defaults(func=run_clean)
 
@@ -846,7 +873,14 @@ def _validate(args):
     """Every check that needs no data, before any work."""
     if args.command not in ("clean", "explain"):
         return
-    for name in ("data", "test"):
+    on_dask = getattr(args, "dask", False)
+    if on_dask:
+        from ._cli_dask import validate_dask
+
+        validate_dask(args)  # the input, --out, --method and --scheduler
+    elif getattr(args, "scheduler", None) is not None:
+        raise CLIError("--scheduler is an option of --dask; add --dask")
+    for name in () if on_dask else ("data", "test"):
         src = getattr(args, name, None)
         if src is not None and not Path(src).is_file():
             kind = "no such file" if not Path(src).exists() else "not a file"
@@ -867,7 +901,7 @@ def _validate(args):
             f"--group-by {group_by!r} is the {what} column; group by a categorical column "
             "such as a data source"
         )
-    if args.out is not None:
+    if args.out is not None and not on_dask:
         _check_output(args, args.out)
     if args.command == "clean":
         if args.fraction is not None and not 0 <= args.fraction <= 1:  # False for nan

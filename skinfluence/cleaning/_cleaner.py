@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
@@ -20,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from sklearn_compat.utils._indexing import _safe_indexing
 
+from .._backend import is_dask_collection
 from .._compat import HasMethods, Interval, StrOptions
 from ..preprocessing import TabularPreprocessor, check_table
 from ..removal import NotAvailableError
@@ -238,6 +240,9 @@ class InfluenceLabelCleaner(BaseEstimator):
         The clone of ``estimator`` fitted on all rows (noisy labels).
     scores_ : ndarray of shape (n_samples,)
         Score of each training row, in input order; higher = more suspicious.
+        For Dask input this, ``suggested_labels_``, ``flagged_`` and
+        ``sample_indices_`` are Dask arrays and ``label_issues_`` a Dask
+        DataFrame (see ``fit``).
     suggested_labels_ : ndarray of shape (n_samples,)
     flagged_ : ndarray of bool of shape (n_samples,)
     n_flagged_ : int
@@ -339,9 +344,17 @@ class InfluenceLabelCleaner(BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            The rows whose labels to check.
+            The rows whose labels to check. A row-chunked ``dask.array`` or
+            ``dask.dataframe`` stays on the Dask workers: ``estimator`` must be
+            fitted already (or be a dask-ml model, fitted here on the Dask
+            rows), ``method`` one of ``"loo_newton"``, ``"loo_loss"``,
+            ``"training_loss"``, ``"self_influence"``,
+            ``"validation_influence"``, ``action="drop"``; ``scores_``,
+            ``suggested_labels_`` and ``flagged_`` are then Dask arrays
+            chunked like the rows and ``label_issues_`` a Dask DataFrame
+            without ``rank`` (``doc/cleaning.md``, "Cleaning a Dask table").
         y : array-like of shape (n_samples,)
-            The labels to check.
+            The labels to check (a Dask collection is gathered).
         X_val : {array-like, sparse matrix, DataFrame}, default=None
             Trusted validation rows; required by ``method="validation_influence"``;
             with ``action="relabel"`` they judge the fixes (``fix_effects_``).
@@ -355,6 +368,10 @@ class InfluenceLabelCleaner(BaseEstimator):
         """
         self._validate_params()
         rule = _validate_flag_rule(self.fraction, self.n_flag, self.threshold)
+        if is_dask_collection(X):
+            from . import _dask
+
+            return _dask.fit(self, X, y, X_val, y_val, rule)
         X = _check_input(self, X)
         index = _row_index(X, y)
         y_arr = column_or_1d(np.asarray(y), warn=True)
@@ -492,11 +509,48 @@ class InfluenceLabelCleaner(BaseEstimator):
 
     def _resample(self, X, y):
         check_is_fitted(self, "flagged_")
+        if is_dask_collection(self.flagged_):
+            from . import _dask
+
+            return _dask.resample(self, X, y)
         if self.action == "relabel":
             y_new = _replace_labels(y, self.flagged_, self.suggested_labels_)
             return X, y_new
         keep = self.sample_indices_
         return _safe_indexing(X, keep), _safe_indexing(y, keep)
+
+    def flagged_frame(self, X: ArrayLike) -> Any:
+        """The flagged rows of ``X`` with their ``score``, ``given_label`` and
+        ``suggested_label``, in row order.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame, dask.array.Array, dask.dataframe.DataFrame}
+            The rows ``fit`` was given (an array's columns are named 0, 1, ...).
+
+        Returns
+        -------
+        flagged : pandas.DataFrame or dask.dataframe.DataFrame
+            ``X``'s flagged rows and their labels, indexed like
+            ``label_issues_``. For Dask input a lazy Dask DataFrame with ``X``'s
+            partitions (each filtered to its flagged rows, in row order).
+        """
+        check_is_fitted(self, "flagged_")
+        if is_dask_collection(self.flagged_):
+            from . import _dask
+
+            return _dask.flagged_frame(self, X)
+        issues = self.label_issues_
+        if isinstance(X, pd.DataFrame):
+            features = X
+        elif sp.issparse(X):
+            features = pd.DataFrame.sparse.from_spmatrix(X)
+        else:
+            features = pd.DataFrame(np.asarray(X))
+        features = features.set_axis(issues.index, axis=0)
+        columns = ["score", "given_label", "suggested_label"]
+        frame = pd.concat([features, issues[columns]], axis=1)
+        return frame[issues["flagged"].to_numpy()]
 
     def _more_tags(self):
         # scikit-learn < 1.6 reads these (through sklearn_compat's get_tags);

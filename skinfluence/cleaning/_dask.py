@@ -217,7 +217,12 @@ def row_frame(X, columns: dict, *, rows=None, features: bool = False):
     the partitions are ``X``'s, filtered, so ``X``'s divisions still hold."""
     frame = _is_frame(X)
     x_parts = X.to_delayed() if frame else list(X.to_delayed()[:, 0])
-    starts = np.concatenate([[0], np.cumsum(next(iter(columns.values())).chunks[0])])
+    # one chunk per partition of X: element-wise results can come back
+    # chunked otherwise (older Dask releases merge chunks in some reductions)
+    chunks = next(iter(columns.values())).chunks[0] if frame else X.chunks[0]
+    columns = {name: a.rechunk({0: chunks}) for name, a in columns.items()}
+    rows = None if rows is None else rows.rechunk({0: chunks})
+    starts = np.concatenate([[0], np.cumsum(chunks)])
     names = list(columns)
     col_parts = [list(a.to_delayed()) for a in columns.values()]
     mask_parts = [None] * len(x_parts) if rows is None else list(rows.to_delayed())
@@ -297,6 +302,8 @@ def fit(cleaner, X, y, X_val, y_val, rule):
     flagged = protect_classes_lazy(flagged, y_arr, y_lazy, suggested, scores, cleaner.action)
     (flagged,) = dask.persist(flagged)
     n_flagged, lowest = dask.compute(flagged.sum(), da.where(flagged, scores, np.inf).min())
+    # chunked like the rows (older Dask releases merge chunks in cumsum)
+    suggested, flagged = (a.rechunk({0: scores.chunks[0]}) for a in (suggested, flagged))
     cleaner.scores_ = scores
     cleaner.suggested_labels_ = suggested
     cleaner.flagged_ = flagged

@@ -37,8 +37,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._dask import _gather, _is_frame
-from .._explainer import InfluenceExplainer
-from ._scoring import _APPROXIMATION, _final_step, _labels_from_decision
+from ._scoring import _APPROXIMATION, ExplainerCache, _final_step, _labels_from_decision
 
 #: the scoring methods a Dask table supports (a lazy per-row map each)
 DASK_METHODS = (
@@ -106,7 +105,7 @@ def _feature_names(X):
     return None
 
 
-class DaskScores:
+class DaskScores(ExplainerCache):
     """Lazy per-row scores and suggested labels of one fitted classifier over
     the rows of a Dask collection (the Dask counterpart of ``RowScorer``)."""
 
@@ -116,19 +115,6 @@ class DaskScores:
         self.y = y
         self.explainer_params = dict(explainer_params or {})
         self._explainers = {}
-
-    def explainer(self, approximation="influence") -> InfluenceExplainer:
-        if approximation not in self._explainers:
-            params = {**self.explainer_params, "approximation": approximation}
-            exp = InfluenceExplainer(self.estimator, **params).fit(self.X, self.y)
-            self._explainers[approximation] = exp
-        return self._explainers[approximation]
-
-    @property
-    def classes(self):
-        # any fitted explainer knows them: no second fit for them
-        exp = next(iter(self._explainers.values()), None) or self.explainer()
-        return np.asarray(exp.spec_.classes_)
 
     def score(self, method, X_val=None, y_val=None):
         """Lazy scores (a Dask array chunked like the rows); higher = more suspicious."""

@@ -84,7 +84,25 @@ def _labels_from_decision(Z, classes):
     return classes[np.argmax(Z, axis=1)]
 
 
-class RowScorer:
+class ExplainerCache:
+    """One explainer per approximation, fitted on first use over the rows
+    ``X``, ``y`` of ``estimator`` (attributes of the class using it)."""
+
+    def explainer(self, approximation="influence") -> InfluenceExplainer:
+        if approximation not in self._explainers:
+            params = {**self.explainer_params, "approximation": approximation}
+            exp = InfluenceExplainer(self.estimator, **params).fit(self.X, self.y)
+            self._explainers[approximation] = exp
+        return self._explainers[approximation]
+
+    @property
+    def classes(self):
+        # any fitted explainer knows them: no second fit for them
+        exp = next(iter(self._explainers.values()), None) or self.explainer()
+        return np.asarray(exp.spec_.classes_)
+
+
+class RowScorer(ExplainerCache):
     """Scores of one fitted classifier's training rows, sharing the explainers.
 
     Parameters
@@ -103,18 +121,6 @@ class RowScorer:
         self.explainer_params = dict(explainer_params or {})
         self._explainers = {}
         self._cache = {}
-
-    def explainer(self, approximation="influence") -> InfluenceExplainer:
-        if approximation not in self._explainers:
-            params = {**self.explainer_params, "approximation": approximation}
-            exp = InfluenceExplainer(self.estimator, **params).fit(self.X, self.y)
-            self._explainers[approximation] = exp
-        return self._explainers[approximation]
-
-    @property
-    def classes(self):
-        exp = next(iter(self._explainers.values()), None) or self.explainer()
-        return np.asarray(exp.spec_.classes_)
 
     def score(self, method, X_val=None, y_val=None) -> np.ndarray:
         """Scores of every training row for ``method``; higher = more suspicious."""

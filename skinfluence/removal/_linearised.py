@@ -293,12 +293,18 @@ def newton_row_gradients(model, base):
     state = model.state
     M = model.leverages()
     D = state.D
-    K = state.design.n_outputs
     U = base.U
     if base.coef is not None:
         AHVc = model._low_rank_output_shifts(base)
         U = U + xp.matmul(D, AHVc[:, :, None])[:, :, 0]
-    eye = xp.eye(K, dtype=U.dtype)
+    return base.with_U(leverage_corrected(U, D, M, xp, stacklevel=6))
+
+
+def leverage_corrected(U, D, M, xp, stacklevel=5):
+    r"""``u~_i = (I - D_i M_i)^{-1} u_i`` per row: (n, K) from ``U`` (n, K),
+    curvatures ``D`` and leverages ``M`` (n, K, K). Rows of leverage 1 (the
+    model is undetermined without them) keep ``u_i``, with a warning."""
+    eye = xp.eye(U.shape[1], dtype=U.dtype)
     Amat = eye[None, :, :] - xp.matmul(D, M)
     det = to_numpy(xp.linalg.det(Amat))
     bad = ~(det > 1e-10)
@@ -308,10 +314,10 @@ def newton_row_gradients(model, base):
             "undetermined without them); their Newton estimate is replaced by the "
             "plain influence function.",
             RuntimeWarning,
-            stacklevel=5,
+            stacklevel=stacklevel,
         )
         Amat = xp.where(xp.asarray(bad)[:, None, None], eye[None, :, :], Amat)
-    return base.with_U(xp.linalg.solve(Amat, U[:, :, None])[:, :, 0])
+    return xp.linalg.solve(Amat, U[:, :, None])[:, :, 0]
 
 
 class NewtonRemoval(FirstOrderRemoval):
@@ -615,19 +621,7 @@ class RowSpaceNewtonRemoval(RowSpaceRemoval):
         U = self.row_gradients.take(rows).U
         eye = xp.eye(U.shape[1], dtype=U.dtype)
         D = xp.take(self.state.D, xp.asarray(idx), axis=0)
-        Amat = eye[None, :, :] - D * h[:, None, None]
-        det = to_numpy(xp.linalg.det(Amat))
-        bad = ~(det > 1e-10)
-        if np.any(bad):
-            warnings.warn(
-                f"{int(bad.sum())} training row(s) have leverage 1 (the model is "
-                "undetermined without them); their Newton estimate is replaced by the "
-                "plain influence function.",
-                RuntimeWarning,
-                stacklevel=6,
-            )
-            Amat = xp.where(xp.asarray(bad)[:, None, None], eye[None, :, :], Amat)
-        return xp.linalg.solve(Amat, U[:, :, None])[:, :, 0]
+        return leverage_corrected(U, D, h[:, None, None] * eye[None, :, :], xp, stacklevel=7)
 
     def _row_leverages(self, idx):
         """``h_i`` of the training rows ``idx``, solved for once each."""

@@ -194,12 +194,19 @@ class FirstOrderRemoval(RemovalModel):
         first-order effect by ``1 / (1 - D_i h_i)`` (``h_i = a_i^T H^{-1}
         a_i``; exact for least squares). The ``probe`` rows with the largest
         ``|u_i| ||a_i||`` -- the largest first-order effects, roughly -- are
-        checked, at one solve each. For a quadratic loss (least squares,
+        checked, at one solve each with a factored Hessian (iterative solvers
+        skip the check: it would cost about one influence solve). For a
+        quadratic loss (least squares,
         kernel ridge), where that step is the exact refit, a factor above
         ``LEVERAGE_FACTOR`` gets a warning naming ``approximation="newton"``;
         for others the factors only go into the solver's ``report.details``.
         """
         design = self.state.design
+        if not getattr(self.solver, "direct", False):
+            # with an iterative solver (CG, LiSSA, row space) the probe costs
+            # about one influence solve: not spent at fit
+            self.solver.report.details["leverage_probed"] = 0
+            return
         if design.n_outputs != 1 or self.n_train == 0:
             return
         xp = self.xp

@@ -229,9 +229,7 @@ def _row_space_inverse(ctx):
 
 
 def _row_space(ctx):
-    model = RowSpaceRemoval(ctx.state, _row_space_inverse(ctx), ctx.budget, ctx.stationarity)
-    model.check_leverage()
-    return model
+    return RowSpaceRemoval(ctx.state, _row_space_inverse(ctx), ctx.budget, ctx.stationarity)
 
 
 def _row_space_newton(ctx):

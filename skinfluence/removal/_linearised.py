@@ -438,9 +438,10 @@ class ActiveSetRemoval(FirstOrderRemoval):
         """Follow the most influential removals to their first event with
         ``probe`` (a first-order :class:`DecrementalPath`) and warn where
         the margin set changes before they complete."""
-        sizes = np.zeros(self.n_train)
-        for rows in self.budget.slices(self.n_train, self.state.n_params):
-            sizes[rows] = np.linalg.norm(to_numpy(self.parameter_shifts(rows)), axis=0)
+        # each row's gradient term nu_i psi_i: the size of its removal's effect,
+        # without solving for every row's parameter change at fit
+        norms = to_numpy(self.xp.sqrt(self.state.design.row_sq_norms()))
+        sizes = np.abs(probe.nu0) * norms
         top = np.argsort(-sizes, kind="stable")[:MARGIN_SET_PROBE]
         check_margin_set(probe.first_events(top[sizes[top] > 0]), sizes, self.solver.report)
 

@@ -378,17 +378,7 @@ class InfluenceLabelCleaner(BaseEstimator):
         check_classification_targets(y_arr)
         if X.shape[0] != y_arr.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y_arr.shape[0]}.")
-        self.classes_ = np.unique(y_arr)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"y has only one class ({self.classes_[0]!r}); label cleaning needs at "
-                "least two classes."
-            )
-        if self.method == "validation_influence" and (X_val is None or y_val is None):
-            raise ValueError(
-                "method='validation_influence' needs trusted validation data: pass X_val "
-                "and y_val to fit (rows whose labels you have checked)."
-            )
+        self._set_classes(y_arr, X_val, y_val)
         estimator = default_estimator() if self.estimator is None else self.estimator
         t0 = time.perf_counter()
         self._log(f"fitting {type(estimator).__name__} on {len(y_arr)} rows")
@@ -444,6 +434,21 @@ class InfluenceLabelCleaner(BaseEstimator):
             )
         self._log(f"flagged {self.n_flagged_} of {len(y_arr)} rows ({rule})")
         return self
+
+    def _set_classes(self, y, X_val, y_val):
+        """``classes_`` of the labels ``y``; at least two, and the trusted rows
+        that ``method="validation_influence"`` needs (in memory and on Dask)."""
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y has only one class ({self.classes_[0]!r}); label cleaning needs at "
+                "least two classes."
+            )
+        if self.method == "validation_influence" and (X_val is None or y_val is None):
+            raise ValueError(
+                "method='validation_influence' needs trusted validation data: pass X_val "
+                "and y_val to fit (rows whose labels you have checked)."
+            )
 
     def _fix_effects(self, scorer, X, y, X_val, y_val):
         """Predicted change of the judging rows' summed loss of giving each

@@ -252,17 +252,7 @@ def fit(cleaner, X, y, X_val, y_val, rule):
     # checks it against y
     y_arr = _row_labels(y, X.shape[0] if not _is_frame(X) else np.nan)
     n = len(y_arr)
-    cleaner.classes_ = np.unique(y_arr)
-    if len(cleaner.classes_) < 2:
-        raise ValueError(
-            f"y has only one class ({cleaner.classes_[0]!r}); label cleaning needs at "
-            "least two classes."
-        )
-    if cleaner.method == "validation_influence" and (X_val is None or y_val is None):
-        raise ValueError(
-            "method='validation_influence' needs trusted validation data: pass X_val "
-            "and y_val to fit (rows whose labels you have checked)."
-        )
+    cleaner._set_classes(y_arr, X_val, y_val)
     cleaner.n_features_in_ = int(X.shape[1])
     names = _feature_names(X)
     if names is not None:

@@ -70,19 +70,25 @@ def flag_rows(scores, *, rule, value=None, n_auto=None):
     ``value`` rows), ``"threshold"`` (rows with ``score >= value``) or
     ``"auto"`` (the top ``n_auto`` rows).
     """
-    n = len(scores)
-    order = np.argsort(-scores, kind="stable")
     if rule == "threshold":
         return np.asarray(scores >= value)
+    n = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    mask = np.zeros(n, dtype=bool)
+    mask[order[: flag_count(n, rule=rule, value=value, n_auto=n_auto)]] = True
+    return mask
+
+
+def flag_count(n, *, rule, value=None, n_auto=None) -> int:
+    """How many of ``n`` rows a ranking rule (``"fraction"``, ``"n_flag"``
+    or ``"auto"``; see :func:`flag_rows`) flags."""
     if rule == "fraction":
         k = int(np.ceil(value * n - 1e-9))
     elif rule == "n_flag":
         k = int(value)
     else:
         k = int(n_auto)
-    mask = np.zeros(n, dtype=bool)
-    mask[order[: min(k, n)]] = True
-    return mask
+    return min(k, n)
 
 
 def protect_classes(flagged, y, suggested, scores, action):

@@ -37,6 +37,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._dask import _gather, _is_frame
+from ._cleaner import flag_count
 from ._scoring import _APPROXIMATION, ExplainerCache, _final_step, _labels_from_decision
 
 #: the scoring methods a Dask table supports (a lazy per-row map each)
@@ -147,16 +148,9 @@ class DaskScores(ExplainerCache):
 def flag_lazy(scores, *, rule, value=None, n_auto=None):
     """Lazy boolean mask of flagged rows, the rule of
     :func:`~skinfluence.cleaning._cleaner.flag_rows` (ties in row order)."""
-    n = scores.shape[0]
     if rule == "threshold":
         return scores >= value
-    if rule == "fraction":
-        k = int(np.ceil(value * n - 1e-9))
-    elif rule == "n_flag":
-        k = int(value)
-    else:
-        k = int(n_auto)
-    k = min(k, n)
+    k = flag_count(scores.shape[0], rule=rule, value=value, n_auto=n_auto)
     if k == 0:
         return da.zeros_like(scores, dtype=bool)
     top = da.topk(scores, k).compute()

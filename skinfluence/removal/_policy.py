@@ -35,7 +35,7 @@ import numpy as np
 
 from .._backend import is_numpy, to_numpy
 from ..solvers import SOLVERS, HessianOperator
-from ..solvers._active_set import ActiveSetInverse, hinge_kkt
+from ..solvers._active_set import ActiveSetInverse, hinge_diagnostics, hinge_kkt
 from ..solvers._decremental import DecrementalPath
 from ..solvers._row_space import RowSpaceInverse
 from ._base import BlockBudget, RemovalModel
@@ -237,23 +237,27 @@ def _row_space_newton(ctx):
 
 
 def _active_set(ctx):
-    inverse = ActiveSetInverse(HessianOperator(ctx.state, ctx.damping), kkt=ctx.kkt)
     # the first segment of each removal's path: checks the KKT inverse's
     # answer (valid while the margin set holds), and replaces it at a
     # degenerate vertex, where the multipliers are not unique and only the
-    # path's pivots tell which of them can absorb a removed row's
+    # path's pivots tell which of them can absorb a removed row's (or, in a
+    # collapsed fit, where the intercept moves to)
     first = DecrementalPath.on_design(
         ctx.state, ctx.kkt, damping=ctx.damping, max_events=0, verbose=ctx.verbose
     )
-    first.report.details.update(inverse.report.details)
+    diagnostics = hinge_diagnostics(ctx.state, ctx.kkt)
+    first.report.details.update(diagnostics)
     if first.degenerate:
         return FirstSegmentRemoval(ctx.state, first, ctx.budget, ctx.stationarity)
+    inverse = ActiveSetInverse(HessianOperator(ctx.state, ctx.damping), kkt=ctx.kkt)
+    inverse.report.details.update(diagnostics)
+    first.report.details.update(inverse.report.details)
     return ActiveSetRemoval(ctx.state, inverse, ctx.budget, ctx.stationarity, probe=first)
 
 
 def _path_on_design(ctx):
     path = DecrementalPath.on_design(ctx.state, ctx.kkt, damping=ctx.damping, verbose=ctx.verbose)
-    path.report.details["kkt_residual"] = ctx.kkt.residual
+    path.report.details.update(hinge_diagnostics(ctx.state, ctx.kkt))
     return PathRemoval(ctx.state, path, ctx.budget, ctx.stationarity)
 
 

@@ -19,6 +19,7 @@ numerical trouble (a curvature of ``1 / 4t`` on the margin rows).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 import scipy.linalg
 
 from .._backend import asarray, to_numpy
-from ..objectives._objective import relative_gradient
+from ..objectives._objective import gradient_scale
 from ._base import InverseHessian
 
 #: distance from the kink below which a row counts as a margin row (solvers
@@ -39,6 +40,43 @@ def margin_rows(state, margin_tol: float = MARGIN_TOL):
     obj = state.objective
     distance = to_numpy(obj.loss.kink_distance(obj.targets, state.z))[:, 0]
     return np.flatnonzero(distance <= margin_tol)
+
+
+def margin_intervals(state, margin):
+    """Where the margin rows' multipliers may lie: ``c_i`` times the loss's
+    slopes either side of the kink each row sits on, ``(lo, hi)``."""
+    obj = state.objective
+    kinks, slopes = obj.loss.kinks(to_numpy(obj.targets))
+    z = to_numpy(state.z)[margin, 0]
+    nearest = np.argmin(np.abs(kinks[margin] - z[:, None]), axis=1)
+    c = to_numpy(obj.weights).astype(float)[margin]
+    return c * slopes[margin, nearest], c * slopes[margin, nearest + 1]
+
+
+def bounded_multipliers(A, b, lo, hi):
+    r"""Margin multipliers ``nu`` closest to stationarity, within their
+    intervals: ``argmin ||A nu - b||`` over ``lo <= nu <= hi``.
+
+    Plain least squares where its answer is within bounds (a non-degenerate
+    vertex: the multipliers are unique); otherwise bounded least squares
+    (BVLS). Clipping an out-of-bounds least-squares answer instead would
+    break stationarity unseen -- e.g. the intercept's ``sum_i nu_i = 0`` of
+    an SVR -- and the KKT residual must measure the multipliers used.
+    """
+    nu = np.linalg.lstsq(A, b, rcond=None)[0]
+    width = hi - lo
+    slack = 1e-9 * np.maximum(width, 1e-300)
+    if np.all((nu >= lo - slack) & (nu <= hi + slack)):
+        return np.clip(nu, lo, hi)
+    from scipy.optimize import lsq_linear
+
+    free = width > 0  # zero-weight rows: nu_i = 0 is all they allow
+    nu = np.clip(nu, lo, hi)
+    if free.any():
+        rest = b - A[:, ~free] @ nu[~free]
+        fit = lsq_linear(A[:, free], rest, bounds=(lo[free], hi[free]), method="bvls", tol=1e-12)
+        nu[free] = np.clip(fit.x, lo[free], hi[free])
+    return nu
 
 
 @dataclass(frozen=True)
@@ -56,7 +94,8 @@ class HingeKKT:
     R : array of shape (n_params, n_params)
         The penalty matrix (times its strength).
     multipliers : array of shape (n_margin,)
-        Least-squares ``nu``.
+        ``nu`` closest to stationarity within the margin rows' intervals
+        (:func:`bounded_multipliers`).
     residual : float
         ``||R theta + sum_B u_i psi_i + Psi^T nu||`` relative to
         ``sum_i |u_i| ||psi_i||``: about 0 at a hinge optimum.
@@ -77,6 +116,16 @@ def hinge_kkt(state, margin_tol: float = MARGIN_TOL) -> HingeKKT:
     """Split the rows of a single-output hinge-type fit at its kink and solve
     for the margin rows' multipliers.
 
+    Solvers stop at a tolerance, so no row lies exactly on a kink: rows
+    within ``margin_tol`` of one are *candidates*. The margin rows are the
+    fewest of them, nearest the kink first, whose multipliers (within their
+    intervals) make the fit stationary as well as all candidates' do; the
+    others keep the slope of the side they lie on. A row that the fit left
+    at ``1e-4`` from the kink with its multiplier at a bound is then not
+    held on it: a removal moves it there first (a libsvm fit of a linear
+    kernel resolves its margin rows to about ``1e-6`` only, and rows within
+    ``1e-3`` of the kink at their bound are common on tables with ties).
+
     Returns
     -------
     HingeKKT
@@ -88,35 +137,120 @@ def hinge_kkt(state, margin_tol: float = MARGIN_TOL) -> HingeKKT:
         raise ValueError("the active-set hinge method needs a single-output model")
     loss = obj.loss
     y, z = obj.targets, state.z
-    margin = margin_rows(state, margin_tol)
-    # bound rows: constant gradient u_i = w_i * l'(z_i) off the kink
+    distance = to_numpy(loss.kink_distance(y, z))[:, 0]
+    candidates = np.flatnonzero(distance <= margin_tol)
+    candidates = candidates[np.argsort(distance[candidates], kind="stable")]
+    # off the kink: constant gradient u_i = w_i * l'(z_i)
     sub = loss.subgradient(y, z)[:, 0] * obj.weights
+    on_candidate = np.zeros(design.n_samples, dtype=bool)
+    on_candidate[candidates] = True
+    R = obj.total_strength * obj.regularizer.to_dense()
+    Psi = design.take(candidates).expand(xp.ones((candidates.size, 1), dtype=R.dtype)).T
+    stationary = obj.total_strength * obj.regularizer.matvec(state.theta)
+    stationary = stationary + design.backward(
+        xp.where(xp.asarray(on_candidate), 0.0, sub)[:, None]
+    )
+    A, b = to_numpy(Psi).T, -np.ravel(to_numpy(stationary))
+    # a hinge row's loss derivative is at most its weight (slopes of size <= 1)
+    scale = gradient_scale(design, xp.abs(obj.weights)) + 1e-300
+    u = to_numpy(sub)[candidates]
+    nu_np, residual = _fewest_margin_rows(A, b, u, *margin_intervals(state, candidates), scale)
+    k = nu_np.size
+    order = np.argsort(candidates[:k], kind="stable")  # margin rows in row order
+    margin, nu_np, Psi_m = candidates[:k][order], nu_np[order], A[:, :k][:, order].T
     on_margin = np.zeros(design.n_samples, dtype=bool)
     on_margin[margin] = True
-    bound = xp.where(xp.asarray(on_margin), 0.0, sub)
-    R = obj.total_strength * obj.regularizer.to_dense()
-    Psi = design.take(margin).expand(xp.ones((margin.size, 1), dtype=R.dtype)).T
-    stationary = obj.total_strength * obj.regularizer.matvec(state.theta)
-    stationary = stationary + design.backward(bound[:, None])
-    if margin.size:
-        # small (m x P) least-squares problem; NumPy's lstsq copes with
-        # dependent margin rows, which the array API has no routine for
-        nu_np = np.linalg.lstsq(to_numpy(Psi).T, -to_numpy(stationary), rcond=None)[0]
-        nu = asarray(nu_np, xp)
-        leftover = stationary + Psi.T @ nu
-    else:
-        nu, leftover = xp.zeros(0, dtype=R.dtype), stationary
-    # a hinge row's loss derivative is at most its weight (slopes of size <= 1)
-    residual = relative_gradient(leftover, design, xp.abs(obj.weights))
     return HingeKKT(
         margin=margin,
-        bound_gradient=bound,
-        Psi=Psi,
+        bound_gradient=xp.where(xp.asarray(on_margin), 0.0, sub),
+        Psi=asarray(Psi_m, xp),
         R=R,
-        multipliers=nu,
+        multipliers=asarray(nu_np, xp),
         residual=residual,
         n_bound=int(np.sum(to_numpy(sub) != 0) - np.sum(to_numpy(sub)[margin] != 0)),
     )
+
+
+def _fewest_margin_rows(A, b, u, lo, hi, scale):
+    """``(nu, residual)`` of the shortest prefix ``k`` of the candidates
+    (columns of ``A``, nearest the kink first) that leaves a stationarity
+    residual ``||b - A_k nu - A_rest u_rest|| / scale`` within ``max(100
+    r_all, 1e-10)`` (``r_all``: all candidates held; the others keep their
+    gradients ``u``). Holding more rows only relaxes the fit (each interval
+    contains the slope of either side), so the residual falls with ``k`` and
+    a bisection finds it."""
+    m = A.shape[1]
+    outside = 0.0  # the part of b no multiplier can reach
+    if A.shape[0] > m:
+        # the same problems in the m-dimensional range of A (kernel features:
+        # P = n parameters, a few hundred candidates)
+        basis, A = np.linalg.qr(A)
+        inside = basis.T @ b
+        outside = float(np.linalg.norm(b - basis @ inside)) ** 2
+        b = inside
+
+    def solve(k):
+        rest = b - A[:, k:] @ u[k:]
+        nu = bounded_multipliers(A[:, :k], rest, lo[:k], hi[:k]) if k else np.zeros(0)
+        leftover = float(np.linalg.norm(rest - A[:, :k] @ nu)) ** 2 + outside
+        return nu, np.sqrt(leftover) / scale
+
+    best = solve(m)
+    enough = max(100.0 * best[1], 1e-10)
+    low, high = 0, m  # best = solve(high) is enough; find the smallest such k
+    while low < high:
+        k = (low + high) // 2
+        trial = solve(k)
+        if trial[1] <= enough:
+            high, best = k, trial
+        else:
+            low = k + 1
+    return best
+
+
+#: share of the rows past the kink (nonzero loss gradient) from which a fit
+#: counts as collapsed
+COLLAPSED_SHARE = 0.9
+
+
+def hinge_diagnostics(state, kkt: HingeKKT) -> dict:
+    """What :attr:`solver_.report.details` says about a hinge fit's vertex,
+    and a warning for a collapsed fit.
+
+    Returns ``kkt_residual``, ``margin_rows`` against ``n_params``,
+    ``duplicate_margin_rows`` (margin rows equal to another one, target
+    included: their multipliers are not unique), ``bound_rows`` (past the
+    kink) and ``collapsed``: no margin row, or at least 90 % of the rows past
+    the kink -- a penalty too strong for the data (``C`` too small), where
+    the fit is nearly the penalty's minimum and every row's influence is
+    about its own gradient term.
+    """
+    n = state.design.n_samples
+    distinct = 0
+    if kkt.margin.size:
+        targets = to_numpy(state.objective.targets)[kkt.margin]
+        table = np.column_stack([to_numpy(kkt.Psi), targets.reshape(kkt.margin.size, -1)])
+        distinct = len(np.unique(table, axis=0))
+    collapsed = kkt.n_bound > 0 and (kkt.margin.size == 0 or kkt.n_bound >= COLLAPSED_SHARE * n)
+    if collapsed:
+        warnings.warn(
+            f"the hinge fit has collapsed: {kkt.n_bound} of {n} training rows are past "
+            f"the margin with a nonzero loss gradient and {kkt.margin.size} on it, so the "
+            "penalty dominates the fit (C too small for these features?). Influence is "
+            "then about each row's own gradient term, and an intercept that no margin "
+            "row holds moves to the end of its interval of optima when a row is "
+            "removed. Refit with a larger C, or standardise the features.",
+            RuntimeWarning,
+            stacklevel=6,
+        )
+    return {
+        "kkt_residual": kkt.residual,
+        "margin_rows": int(kkt.margin.size),
+        "n_params": int(state.n_params),
+        "duplicate_margin_rows": int(kkt.margin.size - distinct),
+        "bound_rows": int(kkt.n_bound),
+        "collapsed": bool(collapsed),
+    }
 
 
 class ActiveSetInverse(InverseHessian):

@@ -91,11 +91,10 @@ class _KinkSystem:
     path then solves each segment afresh.
     """
 
-    def __init__(self, path, rows, inverse, columns=None):
+    def __init__(self, path, rows, inverse):
         self.path = path
         self.rows = rows
         self.inverse = inverse
-        self._columns = columns
 
     @classmethod
     def build(cls, path, rows):
@@ -104,13 +103,7 @@ class _KinkSystem:
             inverse = np.linalg.inv(_kkt_matrix(Q[rows], path.B[rows]))
         except np.linalg.LinAlgError:
             return None
-        return cls(path, rows, inverse, Q)
-
-    def columns(self):
-        """``Q[:, K]``, (n, |K|)."""
-        if self._columns is None:
-            self._columns = self.path._q(self.rows)
-        return self._columns
+        return cls(path, rows, inverse)
 
     def direction(self, q, b):
         """``(dnu_K, dtheta_free)`` for the right-hand side ``[q; b]`` of the
@@ -119,24 +112,33 @@ class _KinkSystem:
         sol = self.inverse @ np.concatenate([q, -b])
         return sol[:m], sol[m:]
 
-    def without(self, row):
-        """The system without kink row ``row`` (itself if ``row`` is no kink row)."""
+    def position(self, row) -> int:
+        """Where ``row`` is among the kink rows (-1: it is none)."""
         hits = np.flatnonzero(self.rows == row)
-        if hits.size == 0:
+        return int(hits[0]) if hits.size else -1
+
+    def without(self, row):
+        """The system without kink row ``row`` (itself if ``row`` is no kink
+        row). The last kink row takes the leaver's position, as the working
+        columns of :class:`_WorkingColumns` do."""
+        p = self.position(row)
+        if p < 0:
             return self
-        p = int(hits[0])
-        M = self.inverse
+        M, last = self.inverse, self.rows.size - 1
         if abs(M[p, p]) < 1e-300:
             return None
-        keep = np.arange(M.shape[0]) != p
-        inverse = M[np.ix_(keep, keep)] - np.outer(M[keep, p], M[p, keep]) / M[p, p]
-        columns = None if self._columns is None else np.delete(self._columns, p, axis=1)
-        return _KinkSystem(self.path, np.delete(self.rows, p), inverse, columns)
+        moved = [last] if p != last else []
+        kept = np.concatenate(
+            [np.arange(p), moved, np.arange(p + 1, last), np.arange(last + 1, M.shape[0])]
+        )
+        kept = kept.astype(int)
+        inverse = M[np.ix_(kept, kept)] - np.outer(M[kept, p], M[p, kept]) / M[p, p]
+        return _KinkSystem(self.path, self.rows[kept[:last]], inverse)
 
     def joined(self, row):
         """The system with ``row`` added to the kink rows (bordering)."""
         path, m, M = self.path, self.rows.size, self.inverse
-        q = path._q([row])[:, 0]
+        q = path._cache.column(row)
         a = np.concatenate([q[self.rows], -path.B[row]])
         Ma = M @ a
         schur = q[row] - a @ Ma
@@ -149,11 +151,82 @@ class _KinkSystem:
         grown[-1, -1] = 1.0 / schur
         # keep the order [kink rows, free parameters]: the new row goes to position m
         order = np.concatenate([np.arange(m), [size - 1], np.arange(m, size - 1)])
-        columns = None
-        if self._columns is not None:
-            columns = np.concatenate([self._columns, q[:, None]], axis=1)
-        rows = np.append(self.rows, row)
-        return _KinkSystem(path, rows, grown[np.ix_(order, order)], columns)
+        return _KinkSystem(path, np.append(self.rows, row), grown[np.ix_(order, order)])
+
+
+class _ColumnCache:
+    """Columns of ``Q`` evaluated so far (each once), in one growing
+    ``(n, capacity)`` array."""
+
+    def __init__(self, geometry):
+        self.geometry = geometry
+        self.slot = np.full(geometry.n, -1)
+        self.size = 0
+        self._Q = np.empty((geometry.n, 0))
+
+    def _ensure(self, rows):
+        rows = np.asarray(rows, dtype=int)
+        missing = np.unique(rows[self.slot[rows] < 0])
+        if missing.size == 0:
+            return
+        need = self.size + missing.size
+        if need > self._Q.shape[1]:
+            grown = np.empty((self.geometry.n, max(need, 2 * self._Q.shape[1], 16)))
+            grown[:, : self.size] = self._Q[:, : self.size]
+            self._Q = grown
+        self._Q[:, self.size : need] = self.geometry.columns(missing)
+        self.slot[missing] = np.arange(self.size, need)
+        self.size = need
+
+    def take(self, rows):
+        """``Q[:, rows]``, a copy."""
+        self._ensure(rows)
+        return self._Q[:, self.slot[np.asarray(rows, dtype=int)]]
+
+    def column(self, row):
+        """``Q[:, row]``, a view."""
+        self._ensure([row])
+        return self._Q[:, self.slot[row]]
+
+
+class _WorkingColumns:
+    """``Q[:, K]`` and ``|Q[:, K]|`` for the kink rows of one removal, in the
+    order of its :class:`_KinkSystem`: a joining row's column is appended, a
+    leaving row's is overwritten by the last one. A segment's output
+    direction is then one product with contiguous columns, and an event
+    costs ``O(n)``, not a copy of all ``|K|`` columns."""
+
+    def __init__(self, cache, initial, spare: int = 32):
+        self.cache = cache
+        n, m = initial.shape
+        self.m = m
+        self._Q = np.empty((n, m + spare))
+        self._absQ = np.empty((n, m + spare))
+        self._Q[:, :m] = initial
+        np.abs(initial, out=self._absQ[:, :m])
+
+    def product(self, v):
+        """``(Q[:, K] @ v, |Q[:, K]| @ |v|)``."""
+        return self._Q[:, : self.m] @ v, self._absQ[:, : self.m] @ np.abs(v)
+
+    def append(self, row):
+        if self.m == self._Q.shape[1]:
+            for name in ("_Q", "_absQ"):
+                old = getattr(self, name)
+                grown = np.empty((old.shape[0], 2 * old.shape[1] + 1))
+                grown[:, : self.m] = old[:, : self.m]
+                setattr(self, name, grown)
+        q = self.cache.column(row)
+        self._Q[:, self.m] = q
+        np.abs(q, out=self._absQ[:, self.m])
+        self.m += 1
+
+    def remove(self, position: int):
+        last = self.m - 1
+        if position != last:
+            self._Q[:, position] = self._Q[:, last]
+            self._absQ[:, position] = self._absQ[:, last]
+        self.m = last
 
 
 class DesignGeometry:
@@ -358,8 +431,11 @@ class DecrementalPath:
             lo, hi = self._bounds(margin, self.seg0[margin])
             nu[margin] = np.clip(nu[margin], lo, hi)
         self.nu0 = nu
-        self._columns = {}  # kink row -> column of Q
+        self._cache = _ColumnCache(geometry)  # columns of Q met so far
+        self._absB = np.abs(self.B)
         self._initial = None  # _KinkSystem of the fitted kink rows
+        self._started = False
+        self._initial_columns = None  # their columns of Q, (n, |K|)
 
     @classmethod
     def on_design(
@@ -397,7 +473,8 @@ class DecrementalPath:
         """The path of a kernel model in row space, started from its dual
         coefficients: ``nu = -lambda beta`` (``fitted_strength``) at the fit.
 
-        Rows within ``MARGIN_TOL`` of a kink are kink rows; the others get the
+        Rows within ``MARGIN_TOL`` of a kink whose multiplier is not the
+        slope of the side they lie on are kink rows; the others get the
         multiplier their side of the kink implies. How far the dual
         coefficients are from that, relative to ``sum_i c_i``, is
         :attr:`kkt_residual` (0 at an exact optimum).
@@ -410,9 +487,15 @@ class DecrementalPath:
         z = to_numpy(state.z)[:, 0]
         geometry = RowSpaceGeometry(kernel, strength, theta.size > n, intercept_strength=damping)
         fitted = -fitted_strength * theta[:n]
-        path = cls(
-            geometry, weights, kinks, slopes, z, margin_rows(state), fitted, max_events, verbose
-        )
+        # candidates whose multiplier already is the slope of the side they
+        # lie on need not be held on the kink (as in :func:`hinge_kkt`): a
+        # fit leaves rows at its bound up to ``MARGIN_TOL`` from the kink
+        candidates = margin_rows(state)
+        side = (kinks[candidates] < z[candidates, None]).sum(axis=1)
+        own = weights[candidates] * slopes[candidates, side]
+        slack = 1e-9 * np.maximum(weights[candidates], 1e-300)
+        margin = candidates[np.abs(fitted[candidates] - own) > slack]
+        path = cls(geometry, weights, kinks, slopes, z, margin, fitted, max_events, verbose)
         off = ~path.on0  # rows in an interval take its slope
         path.nu0[off] = weights[off] * slopes[off, path.seg0[off]]
         path.kkt_residual = float(np.abs(fitted - path.nu0).sum() / max(weights.sum(), 1e-300))
@@ -450,17 +533,30 @@ class DecrementalPath:
             self.report.details["dependent_kink_rows"] = int(K.size - rank)
         return _KinkSystem.build(self, np.flatnonzero(self.on0))
 
+    def _initial_system(self):
+        """The fitted kink rows' system (:meth:`_start`, once); None if
+        their kink rows are dependent."""
+        if not self._started:
+            self._started = True
+            self._initial = self._start()
+            if self._initial is not None:
+                self._initial_columns = np.ascontiguousarray(self._q(self._initial.rows))
+        return self._initial
+
     @property
     def degenerate(self) -> bool:
         """Whether the fitted vertex is degenerate: dependent kink rows (set
-        aside by :meth:`_start`), or a kink row whose multiplier sits at an
-        end of its interval. Removals then start with zero-length pivots,
-        which a KKT solve over the kink rows does not see."""
-        if self._initial is None:
-            self._initial = self._start()
+        aside by :meth:`_start`), a kink row whose multiplier sits at an end
+        of its interval, or an intercept that no kink row holds (a collapsed
+        fit: every row off the kinks, the intercept one point of an interval
+        of optima). Removals then start with zero-length pivots or an
+        intercept jump, which a KKT solve over the kink rows does not see."""
+        self._initial_system()
         if self.report.details.get("dependent_kink_rows", 0):
             return True
         K = np.flatnonzero(self.on0)
+        if self.B.shape[1] and K.size == 0:
+            return True  # an intercept no kink row holds: an interval of optima
         lo, hi = self._bounds(K, self.seg0[K])
         slack = 1e-9 * np.maximum(hi - lo, 1e-300)
         return bool(np.any((self.nu0[K] - lo <= slack) | (hi - self.nu0[K] <= slack)))
@@ -509,14 +605,9 @@ class DecrementalPath:
 
     def _q(self, rows):
         """Columns ``Q[:, rows]``, (n, len(rows)), evaluated once and kept."""
-        missing = [int(r) for r in rows if int(r) not in self._columns]
-        if missing:
-            cols = self.geometry.columns(np.asarray(missing))
-            for k, r in enumerate(missing):
-                self._columns[r] = cols[:, k]
         if len(rows) == 0:
             return np.zeros((self.n, 0))
-        return np.stack([self._columns[int(r)] for r in rows], axis=1)
+        return self._cache.take(rows)
 
     def remove(self, r: int, q_r=None):
         """Removing row ``r``: ``((rows, delta_nu, delta_free), n_events,
@@ -537,9 +628,13 @@ class DecrementalPath:
         n_kinks = self.kinks.shape[1]
         if q_r is None:  # not kept: only kink rows' columns are
             q_r = self.geometry.columns(np.asarray([r]))[:, 0]
-        if self._initial is None:
-            self._initial = self._start()
-        system = self._initial.without(r) if self._initial is not None else None
+        system = self._initial_system()
+        work = None
+        if system is not None:
+            work = _WorkingColumns(self._cache, self._initial_columns)
+            if system.position(r) >= 0:
+                work.remove(system.position(r))
+            system = system.without(r)
         # rows on a kink whose constraint the kink rows already imply (a twin
         # of one): their outputs cannot move while the kink set stays, so
         # rounding-level output changes must not make them join
@@ -552,20 +647,37 @@ class DecrementalPath:
         left_here = np.zeros(n, dtype=bool)
         s, events, truncated, stalled, first_event = 0.0, 0, False, 0, None
         while s < 1.0:
+            if nf and not np.any(on & others):
+                # no kink row holds the intercept: the fit's is one point of
+                # an interval of optima (as many rows pull it up as down),
+                # and the removal moves it to the end of that interval at once
+                met = self._intercept_jump(r, nu_r, z, on, seg, others & ~implied)
+                if met is None:
+                    truncated = True
+                    break
+                i, kink, shift = met
+                z += shift * self.B[:, 0]
+                delta_free[0] += shift
+                on[i], seg[i] = True, kink
+                events += 1
+                system = _KinkSystem.build(self, np.asarray([i]))
+                if system is not None:
+                    work = _WorkingColumns(self._cache, self._q(system.rows))
+                continue
             if system is None:  # dependent kink rows: solve this segment afresh
                 K = np.flatnonzero(on & others)
                 QK = self._q(K)
                 dnu, dfree = _solve_kkt(QK[K], self.B[K], nu_r * q_r[K], nu_r * self.B[r])
+                moved, sizes = QK @ dnu, np.abs(QK) @ np.abs(dnu)
             else:
-                K, QK = system.rows, system.columns()
+                K = system.rows
                 dnu, dfree = system.direction(nu_r * q_r[K], nu_r * self.B[r])
-            dz = nu_r * q_r - QK @ dnu + self.B @ dfree
+                moved, sizes = work.product(dnu)
+            dz = nu_r * q_r - moved + self.B @ dfree
             # output changes at rounding level of the sum that forms them are
             # zero (rows whose constraint the kink rows imply: duplicates, tied
             # one-hot rows); taken at face value they make spurious events
-            noise = self.DZ_NOISE * (
-                np.abs(nu_r * q_r) + np.abs(QK) @ np.abs(dnu) + np.abs(self.B) @ np.abs(dfree)
-            )
+            noise = self.DZ_NOISE * (np.abs(nu_r * q_r) + sizes + self._absB @ np.abs(dfree))
             dz[np.abs(dz) <= noise] = 0.0
             step, event = self._next_event(
                 1.0 - s, K, dnu, nu, z, dz, on, seg, others & ~implied & ~left_here, n_kinks
@@ -600,10 +712,17 @@ class DecrementalPath:
             events += 1
             i, joins, new_seg = event
             if system is not None:
-                grown = system.joined(i) if joins else system.without(i)
-                if joins and grown is None:
-                    implied[i] = True
-                    continue
+                if joins:
+                    grown = system.joined(i)
+                    if grown is None:
+                        implied[i] = True
+                        continue
+                    work.append(i)
+                else:
+                    p = system.position(i)
+                    grown = system.without(i)
+                    if grown is not None and p >= 0:
+                        work.remove(p)
                 system = grown
             implied[:] = False
             on[i], seg[i] = joins, new_seg
@@ -619,6 +738,33 @@ class DecrementalPath:
             truncated,
             first_event,
         )
+
+    def _intercept_jump(self, r, nu_r, z, on, seg, candidates):
+        """``(row, kink, shift)``: how far the intercept moves when no kink
+        row holds it, and the row whose kink it meets first.
+
+        The intercept's optimality condition ``sum_i nu_i B_i = 0`` holds
+        with every multiplier at a slope; removing ``r`` unbalances it by
+        ``-nu_r B_r``, so the intercept moves in the direction of
+        ``nu_r B_r`` (where the objective falls) until a row reaches a kink
+        and its multiplier can take up the difference. None if no row is met
+        (an intercept without bound)."""
+        up = nu_r * self.B[r, 0] > 0
+        b = self.B[:, 0]
+        n_kinks = self.kinks.shape[1]
+        off = candidates & ~on & (b != 0)
+        rows = np.arange(self.n)
+        if up:  # every z_i rises by shift * b_i: the kink above (b_i > 0) or below
+            kink = np.where(b > 0, seg, seg - 1)
+        else:
+            kink = np.where(b > 0, seg - 1, seg)
+        off &= (kink >= 0) & (kink < n_kinks)
+        if not off.any():
+            return None
+        idx = rows[off]
+        shift = (self.kinks[idx, kink[idx]] - z[idx]) / b[idx]
+        k = int(np.argmin(np.abs(shift)))
+        return int(idx[k]), int(kink[idx[k]]), float(shift[k])
 
     def _next_event(self, step, K, dnu, nu, z, dz, on, seg, others, n_kinks):
         """The first event within ``step``: ``(step, (row, on_kink, segment))``.
@@ -671,8 +817,7 @@ class DecrementalPath:
         """Where removing each of ``rows`` first changes the kink set (in
         ``s`` from 0 to 1; 1.0: never), for all ``n`` rows (1.0 for rows not
         asked about): the cheap check of a first-order estimate."""
-        if self._initial is None:
-            self._initial = self._start()
+        self._initial_system()
         out = np.ones(self.n)
         rows = np.asarray(rows, dtype=int)
         if rows.size:
@@ -688,8 +833,7 @@ class DecrementalPath:
         events = np.zeros(self.n, dtype=int)
         first_event = np.ones(self.n)
         truncated, changes = [], []
-        if self._initial is None:
-            self._initial = self._start()
+        self._initial_system()
         moving = np.flatnonzero(self.nu0 != 0.0)
         # the removed rows' columns of Q, evaluated a chunk of 8 MiB at a time
         chunk = max(1, 2**20 // self.n)

@@ -32,50 +32,38 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine_info, now, write_json  # noqa: E402
 
+from skinfluence._testing import tied_table  # noqa: E402
+
 K_ROWS = 20
 N_TEST = 3
 
 
-def tied_table(n, seed=0, duplicated=0.25):
-    """``(X, labels, target)`` with 30 features: one-hot categoricals of 5, 6,
-    7 and 5 levels, a numeric column binned into 4, three numeric columns
-    rounded to one decimal; ``duplicated`` of the rows copy others."""
-    from sklearn.preprocessing import OneHotEncoder
-
-    rng = np.random.default_rng(seed)
-    cats = np.column_stack([rng.integers(0, k, n) for k in (5, 6, 7, 5)])
-    num = rng.normal(size=(n, 4))
-    binned = np.digitize(num[:, 0], [-1.0, 0.0, 1.0])
-    signal = (
-        0.8 * (cats[:, 0] == 1)
-        - 0.6 * (cats[:, 1] == 2)
-        + 0.4 * (cats[:, 2] > 3)
-        + num[:, 1]
-        - 0.5 * num[:, 2]
-        + 0.5 * binned
-    )
-    labels = (signal + rng.logistic(size=n) > 0.3).astype(int)
-    target = signal + 0.5 * rng.normal(size=n)
-    encoded = OneHotEncoder(sparse_output=False).fit_transform(np.column_stack([cats, binned]))
-    X = np.column_stack([encoded, np.round(num[:, 1:], 1)])
-    k = int(duplicated * n)
-    copies = rng.integers(0, n - k, k)
-    if k == 0:
-        return X, labels, target
-    X[-k:], labels[-k:], target[-k:] = X[copies], labels[copies], target[copies]
-    return X, labels, target
-
-
 def _models():
-    from sklearn.svm import SVC, SVR
+    """``(label, estimator, which target, the exact option)`` per model."""
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR
 
-    tight = {"tol": 1e-10}
+    # libsvm can cycle for ever at a degenerate vertex (max_iter=-1 has no
+    # bound); a refit that stops at max_iter says so with a ConvergenceWarning,
+    # counted in the results
+    tight = {"tol": 1e-10, "max_iter": 10_000_000}
+    liblinear = {"tol": 1e-10, "max_iter": 1_000_000}
     return [
-        ("SVC linear C=1", SVC(kernel="linear", C=1.0, **tight), "labels"),
-        ("SVC linear C=0.1", SVC(kernel="linear", C=0.1, **tight), "labels"),
-        ("SVC rbf C=1", SVC(kernel="rbf", gamma=0.05, C=1.0, **tight), "labels"),
-        ("SVR linear C=1", SVR(kernel="linear", C=1.0, epsilon=0.2, **tight), "target"),
-        ("SVR rbf C=1", SVR(kernel="rbf", gamma=0.05, C=1.0, epsilon=0.2, **tight), "target"),
+        ("SVC linear C=1", SVC(kernel="linear", C=1.0, **tight), "labels", "path"),
+        ("SVC linear C=0.1", SVC(kernel="linear", C=0.1, **tight), "labels", "path"),
+        ("SVC rbf C=1", SVC(kernel="rbf", gamma=0.05, C=1.0, **tight), "labels", "path"),
+        ("SVR linear C=1", SVR(kernel="linear", C=1.0, epsilon=0.2, **tight), "target", "path"),
+        (
+            "SVR rbf C=1",
+            SVR(kernel="rbf", gamma=0.05, C=1.0, epsilon=0.2, **tight),
+            "target",
+            "path",
+        ),
+        ("LinearSVC hinge C=1", LinearSVC(loss="hinge", C=1.0, **liblinear), "labels", "path"),
+        ("LinearSVC hinge C=0.1", LinearSVC(loss="hinge", C=0.1, **liblinear), "labels", "path"),
+        ("LinearSVC sq. hinge C=1", LinearSVC(C=1.0, **liblinear), "labels", "newton"),
+        ("LinearSVR C=1", LinearSVR(C=1.0, epsilon=0.2, **liblinear), "target", "path"),
+        ("KernelRidge rbf", KernelRidge(alpha=1.0, kernel="rbf", gamma=0.05), "target", "newton"),
     ]
 
 
@@ -87,31 +75,38 @@ def _highest_loss(est, X, y):
     return np.argsort(-loss, kind="stable")[:N_TEST]
 
 
-def run(label, est, X, y):
+def run(label, est, X, y, exact):
+    from sklearn.exceptions import ConvergenceWarning
+
     from skinfluence import InfluenceExplainer
     from skinfluence.retraining import leave_one_out
 
     t0 = time.perf_counter()
-    est.fit(X, y)
-    out = {"model": label, "n": len(y), "n_features": X.shape[1]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    out = {"model": label, "n": len(y), "n_features": X.shape[1], "exact": exact}
     out["sklearn_fit_s"] = time.perf_counter() - t0
+    out["sklearn_fit_converged"] = not any(w.category is ConvergenceWarning for w in caught)
     test = _highest_loss(est, X, y)
-    for approximation in ("influence", "path"):
+    for approximation in ("influence", exact):
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             exp = InfluenceExplainer(est, approximation=approximation).fit(X, y)
         seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as refit_warnings:
+            warnings.simplefilter("always")
             result = leave_one_out(exp, X[test], y[test], rows=K_ROWS)
+        advice = f"approximation='{exact}'"
         entry = {
             "fit_s": seconds,
             "pearson": result.agreement.pearson,
             "slope": result.agreement.slope,
             "refits_s": time.perf_counter() - t0,
-            "warned_use_path": any("approximation='path'" in str(w.message) for w in caught),
+            "refits_not_converged": sum(w.category is ConvergenceWarning for w in refit_warnings),
+            "warned_use_exact": any(advice in str(w.message) for w in caught),
             "warnings": sorted({str(w.message)[:100] for w in caught}),
             "details": dict(exp.solver_.report.details),
         }
@@ -124,8 +119,8 @@ def run(label, est, X, y):
             entry["truncated_rows"] = int(path.truncated_rows_.size)
         out[approximation] = entry
         print(
-            f"{label:18s} {approximation:9s} fit {seconds:6.2f} s  R {entry['pearson']:.4f} "
-            f"slope {entry['slope']:.3f}  warned {entry['warned_use_path']}",
+            f"{label:24s} {approximation:9s} fit {seconds:6.2f} s  R {entry['pearson']:.4f} "
+            f"slope {entry['slope']:.3f}  warned {entry['warned_use_exact']}",
             file=sys.stderr,
             flush=True,
         )
@@ -134,19 +129,22 @@ def run(label, est, X, y):
 
 def markdown(rows):
     lines = [
-        "| model | n x features | margin rows (dependent) | path: fit, events/row mean / max, "
-        "truncated | path vs refits: Pearson, slope | default vs refits: Pearson, slope, "
+        "| model | margin rows (dependent) | exact option: fit, events/row mean / max, "
+        "truncated | exact vs refits: Pearson, slope | default vs refits: Pearson, slope, "
         "warned |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|",
     ]
     for r in rows:
-        p, d = r["path"], r["influence"]
+        p, d = r[r["exact"]], r["influence"]
+        details = d["details"]
+        margin = f"{details.get('margin_rows', '-')} ({details.get('dependent_kink_rows', '-')})"
+        cost = f"`{r['exact']}`: {p['fit_s']:.1f} s"
+        if r["exact"] == "path":
+            events = f"{p['events_per_row_mean']:.1f} / {p['events_per_row_max']}"
+            cost += f", {events}, {p['truncated_rows']}"
         lines.append(
-            f"| {r['model']} | {r['n']} x {r['n_features']} | "
-            f"{p['details'].get('margin_rows')} ({p['details'].get('dependent_kink_rows')}) | "
-            f"{p['fit_s']:.1f} s, {p['events_per_row_mean']:.1f} / {p['events_per_row_max']}, "
-            f"{p['truncated_rows']} | {p['pearson']:.4f}, {p['slope']:.3f} | "
-            f"{d['pearson']:.3f}, {d['slope']:.3f}, {'yes' if d['warned_use_path'] else 'no'} |"
+            f"| {r['model']} | {margin} | {cost} | {p['pearson']:.4f}, {p['slope']:.3f} | "
+            f"{d['pearson']:.3f}, {d['slope']:.3f}, {'yes' if d['warned_use_exact'] else 'no'} |"
         )
     return "\n".join(lines)
 
@@ -159,8 +157,8 @@ def main(argv=None):
     started = now()
     X, labels, target = tied_table(args.n)
     rows = []
-    for label, est, which in _models():
-        rows.append(run(label, est, X, labels if which == "labels" else target))
+    for label, est, which, exact in _models():
+        rows.append(run(label, est, X, labels if which == "labels" else target, exact))
     table = markdown(rows)
     print(table)
     write_json(
@@ -171,6 +169,7 @@ def main(argv=None):
             "started": started,
             "finished": now(),
             "machine": machine_info(),
+            "n_features": X.shape[1],
             "distinct_rows": int(len(np.unique(np.column_stack([X, labels]), axis=0))),
             "results": rows,
             "table": table,

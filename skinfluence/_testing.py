@@ -39,3 +39,37 @@ def tied_table(n: int, seed: int = 0, duplicated: float = 0.25, levels=(5, 6, 7,
         copies = rng.integers(0, n - k, k)
         X[-k:], labels[-k:], target[-k:] = X[copies], labels[copies], target[copies]
     return X, labels, target
+
+
+def mixed_frame(n: int = 600, seed: int = 0, duplicated: float = 0.25):
+    """``(frame, labels)``: a pandas table as users bring it -- string
+    categoricals with missing values, an integer-coded count, a 1-5 rating
+    with missing values, a rounded income -- with ``duplicated`` of the rows
+    copying others, and string labels ``"approve"`` / ``"deny"``."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "region": rng.choice(["north", "south", "east", "west"], n).astype(object),
+            "product": rng.choice(["a", "b", "c"], n),
+            "n_children": rng.integers(0, 4, n),
+            "rating": rng.integers(1, 6, n).astype(float),
+            "income": np.round(rng.lognormal(3, 0.5, n), 0),
+        }
+    )
+    frame.loc[rng.random(n) < 0.05, "rating"] = np.nan
+    frame.loc[rng.random(n) < 0.03, "region"] = np.nan
+    signal = (
+        0.8 * (frame["region"] == "north")
+        - 0.6 * (frame["product"] == "c")
+        + 0.3 * frame["n_children"]
+        + 0.02 * (frame["income"] - 20)
+    )
+    labels = np.where(signal + rng.logistic(size=n) > 0.5, "deny", "approve")
+    k = int(duplicated * n)
+    if k:
+        copies = rng.integers(0, n - k, k)
+        frame.iloc[-k:] = frame.iloc[copies].to_numpy()
+        labels[-k:] = labels[copies]
+    return frame, labels

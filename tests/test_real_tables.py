@@ -35,10 +35,12 @@ CLASSIFIERS = {
     "SVC-linear-C1": lambda: SVC(kernel="linear", C=1.0, **TIGHT),
     "SVC-linear-C0.1": lambda: SVC(kernel="linear", C=0.1, **TIGHT),
     "SVC-rbf": lambda: SVC(kernel="rbf", gamma=0.2, C=1.0, **TIGHT),
+    "LinearSVC-hinge": lambda: LinearSVC(loss="hinge", C=1.0, tol=1e-10, max_iter=10**6),
 }
 REGRESSORS = {
     "SVR-linear": lambda: SVR(kernel="linear", C=1.0, epsilon=0.2, **TIGHT),
     "SVR-rbf": lambda: SVR(kernel="rbf", gamma=0.2, C=1.0, epsilon=0.2, **TIGHT),
+    "LinearSVR": lambda: LinearSVR(C=1.0, epsilon=0.2, tol=1e-10, max_iter=10**6),
 }
 
 
@@ -143,25 +145,61 @@ def test_rows_the_fit_left_near_the_kink_at_their_bound_are_not_held_there(make)
     assert abs(result.agreement.slope - 1) <= 0.01
 
 
-def test_liblinear_and_kernel_ridge_on_tied_tables_raise_nothing():
-    """LinearSVC (hinge and squared hinge), LinearSVR and KernelRidge on the
-    same table: every approximation the docs offer runs and gives finite
-    values."""
+EVERY_FAMILY = {
+    "LinearSVC-hinge": (
+        lambda: LinearSVC(loss="hinge", C=0.5, tol=1e-10, max_iter=10**6),
+        "labels",
+    ),
+    "LinearSVC-squared-hinge": (lambda: LinearSVC(C=0.5, tol=1e-10, max_iter=10**6), "labels"),
+    "LinearSVR": (lambda: LinearSVR(C=0.5, epsilon=0.1, tol=1e-10, max_iter=10**6), "target"),
+    "LinearSVR-squared": (
+        lambda: LinearSVR(loss="squared_epsilon_insensitive", C=0.5, tol=1e-10, max_iter=10**6),
+        "target",
+    ),
+    "SVC-linear": (lambda: SVC(kernel="linear", C=1.0, **TIGHT), "labels"),
+    "SVC-rbf": (lambda: SVC(kernel="rbf", gamma=0.2, C=1.0, **TIGHT), "labels"),
+    "SVR-linear": (lambda: SVR(kernel="linear", C=1.0, epsilon=0.2, **TIGHT), "target"),
+    "SVR-rbf": (lambda: SVR(kernel="rbf", gamma=0.2, C=1.0, epsilon=0.2, **TIGHT), "target"),
+    "KernelRidge": (lambda: KernelRidge(alpha=1.0, kernel="rbf", gamma=0.2), "target"),
+}
+#: how the policy table refuses a combination it does not offer
+REFUSALS = (
+    "approximation='path' follows the solution path of a hinge-type model",
+    "approximation='newton' does not apply to hinge='active_set'",
+    "approximation='refit' runs Newton iterations on a smooth objective",
+)
+
+
+@pytest.mark.parametrize("name", list(EVERY_FAMILY))
+def test_every_option_the_docs_offer_runs_on_tied_tables(name):
+    """Every family on the tied table with every approximation and both
+    hinge treatments: each combination either runs and gives finite values,
+    or is refused by the policy table with its message (never another
+    exception); the default and one exact option run for every family."""
+    from skinfluence.removal import APPROXIMATIONS
+
+    make, which = EVERY_FAMILY[name]
     X, labels, target = tied_table()
-    cases = [
-        (LinearSVC(loss="hinge", C=0.5, tol=1e-8, max_iter=200_000), labels, ["influence"]),
-        (LinearSVC(C=0.5, tol=1e-10, max_iter=200_000), labels, ["influence", "newton"]),
-        (LinearSVR(C=0.5, epsilon=0.1, tol=1e-8, max_iter=200_000), target, ["influence"]),
-        (KernelRidge(alpha=1.0, kernel="rbf", gamma=0.2), target, ["influence", "newton"]),
-    ]
-    for est, y, approximations in cases:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # liblinear's ConvergenceWarning, margin-set advice
-            est.fit(X, y)
-            for approximation in approximations:
-                exp = InfluenceExplainer(est, approximation=approximation).fit(X, y)
+    y = labels if which == "labels" else target
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # liblinear's ConvergenceWarning
+        est = make().fit(X, y)
+    ran = set()
+    for hinge in ("active_set", "smoothed"):
+        for approximation in APPROXIMATIONS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # margin-set and leverage advice
+                try:
+                    exp = InfluenceExplainer(est, approximation=approximation, hinge=hinge)
+                    exp.fit(X, y)
+                except ValueError as refused:
+                    assert str(refused).startswith(REFUSALS), (hinge, approximation, refused)
+                    continue
                 values = exp.influence(X[:3], y[:3])
-                assert values.shape == (3, len(y)) and np.all(np.isfinite(values))
+            assert values.shape == (3, len(y)) and np.all(np.isfinite(values))
+            ran.add((hinge, approximation))
+    assert ("active_set", "influence") in ran
+    assert {("active_set", "path"), ("active_set", "newton")} & ran
 
 
 def test_kernel_ridge_leverage_correction_for_chosen_rows_matches_refits():
@@ -241,3 +279,81 @@ def test_a_collapsed_fit_says_so_and_is_explained_exactly(make):
         result = leave_one_out(exp, X[test], target[test], rows=10)
         assert result.agreement.pearson >= 0.99, (approximation, result.agreement)
         assert abs(result.agreement.slope - 1) <= 0.02, (approximation, result.agreement)
+
+
+def _mixed_pipeline(estimator):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    categorical = make_pipeline(
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+    )
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    columns = ColumnTransformer(
+        [
+            ("categorical", categorical, ["region", "product"]),
+            ("numeric", numeric, ["n_children", "rating", "income"]),
+        ]
+    )
+    return make_pipeline(columns, estimator)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LinearSVC(loss="hinge", C=0.1, tol=1e-10, max_iter=10**6),
+        lambda: SVC(kernel="rbf", C=1.0, **TIGHT),
+    ],
+    ids=["LinearSVC-hinge-C0.1", "SVC-rbf"],
+)
+def test_a_pipeline_on_a_mixed_frame_is_explained(make):
+    """The issue's first failure on a synthetic equivalent: a DataFrame with
+    string categoricals and missing values, integer-coded columns, string
+    labels and duplicated rows, one-hot encoded and scaled in a
+    ColumnTransformer before a hinge SVM. The path matches refits; the
+    default matches them or says it cannot be trusted."""
+    from skinfluence._testing import mixed_frame
+
+    frame, labels = mixed_frame()
+    pipe = _mixed_pipeline(make()).fit(frame, labels)
+    margin = np.where(labels == pipe.classes_[1], 1, -1) * pipe.decision_function(frame)
+    test = np.argsort(-np.maximum(0, 1 - margin), kind="stable")[:3]
+    exp = InfluenceExplainer(pipe, approximation="path").fit(frame, labels)
+    result = leave_one_out(exp, frame.iloc[test], labels[test], rows=15)
+    assert result.agreement.pearson >= 0.99
+    assert abs(result.agreement.slope - 1) <= 0.02
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        default = InfluenceExplainer(pipe).fit(frame, labels)
+    told = any("approximation='path'" in str(w.message) for w in caught)
+    result = leave_one_out(default, frame.iloc[test], labels[test], rows=15)
+    assert told or result.agreement.pearson >= 0.9
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SVR(kernel="linear", C=1.0, epsilon=0.2, **TIGHT),
+        lambda: SVR(kernel="rbf", gamma=0.1, C=1.0, epsilon=0.2, **TIGHT),
+    ],
+    ids=["SVR-linear", "SVR-rbf"],
+)
+def test_integer_coded_columns_of_a_shipped_table(make):
+    """scikit-learn's diabetes table as recorded (``scaled=False``): sex
+    coded 1 / 2 and age in whole years (tied values), standardised in a
+    pipeline. The path matches refits of the pipeline's SVR."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_diabetes(return_X_y=True, scaled=False)
+    X, y = X[:300], (y[:300] - y.mean()) / y.std()
+    assert len(np.unique(X[:, 1])) == 2  # sex, integer-coded
+    pipe = make_pipeline(StandardScaler(), make()).fit(X, y)
+    test = np.argsort(-((y - pipe.predict(X)) ** 2), kind="stable")[:3]
+    exp = InfluenceExplainer(pipe, approximation="path").fit(X, y)
+    result = leave_one_out(exp, X[test], y[test], rows=15)
+    assert result.agreement.pearson >= 0.99
+    assert abs(result.agreement.slope - 1) <= 0.02

@@ -35,7 +35,12 @@ import numpy as np
 
 from .._backend import is_numpy, to_numpy
 from ..solvers import SOLVERS, HessianOperator
-from ..solvers._active_set import ActiveSetInverse, hinge_diagnostics, hinge_kkt
+from ..solvers._active_set import (
+    ActiveSetInverse,
+    hinge_diagnostics,
+    hinge_kkt,
+    warn_if_collapsed,
+)
 from ..solvers._decremental import DecrementalPath
 from ..solvers._row_space import RowSpaceInverse
 from ._base import BlockBudget, RemovalModel
@@ -246,6 +251,7 @@ def _active_set(ctx):
         ctx.state, ctx.kkt, damping=ctx.damping, max_events=0, verbose=ctx.verbose
     )
     diagnostics = hinge_diagnostics(ctx.state, ctx.kkt)
+    diagnostics["degenerate"] = first.degenerate
     first.report.details.update(diagnostics)
     if first.degenerate:
         return FirstSegmentRemoval(ctx.state, first, ctx.budget, ctx.stationarity)
@@ -257,7 +263,7 @@ def _active_set(ctx):
 
 def _path_on_design(ctx):
     path = DecrementalPath.on_design(ctx.state, ctx.kkt, damping=ctx.damping, verbose=ctx.verbose)
-    path.report.details.update(hinge_diagnostics(ctx.state, ctx.kkt))
+    path.report.details.update(hinge_diagnostics(ctx.state, ctx.kkt), degenerate=path.degenerate)
     return PathRemoval(ctx.state, path, ctx.budget, ctx.stationarity)
 
 
@@ -271,6 +277,12 @@ def _row_space_path(ctx, cls=PathRemoval):
         damping=ctx.damping,
         max_events=None if cls.exact else 0,
         verbose=ctx.verbose,
+    )
+    bound = int(np.sum((path.nu0 != 0) & ~path.on0))
+    path.report.details.update(
+        kkt_residual=path.kkt_residual,
+        bound_rows=bound,
+        collapsed=warn_if_collapsed(path.n, path.n_margin, bound),
     )
     return cls(ctx.state, path, ctx.budget, path.kkt_residual)
 

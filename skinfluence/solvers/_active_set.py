@@ -213,6 +213,25 @@ def _fewest_margin_rows(A, b, u, lo, hi, scale):
 COLLAPSED_SHARE = 0.9
 
 
+def warn_if_collapsed(n: int, n_margin: int, n_bound: int) -> bool:
+    """Whether a hinge fit of ``n`` rows has collapsed (no margin row, or at
+    least 90 % of the rows past the kink), with a warning that says what to
+    change."""
+    collapsed = n_bound > 0 and (n_margin == 0 or n_bound >= COLLAPSED_SHARE * n)
+    if collapsed:
+        warnings.warn(
+            f"the hinge fit has collapsed: {n_bound} of {n} training rows are past "
+            f"the margin with a nonzero loss gradient and {n_margin} on it, so the "
+            "penalty dominates the fit (C too small for these features?). Influence is "
+            "then about each row's own gradient term, and an intercept that no margin "
+            "row holds sits in an interval of optima (libsvm takes its middle). Refit "
+            "with a larger C, or standardise the features.",
+            RuntimeWarning,
+            stacklevel=7,
+        )
+    return collapsed
+
+
 def hinge_diagnostics(state, kkt: HingeKKT) -> dict:
     """What :attr:`solver_.report.details` says about a hinge fit's vertex,
     and a warning for a collapsed fit.
@@ -231,18 +250,7 @@ def hinge_diagnostics(state, kkt: HingeKKT) -> dict:
         targets = to_numpy(state.objective.targets)[kkt.margin]
         table = np.column_stack([to_numpy(kkt.Psi), targets.reshape(kkt.margin.size, -1)])
         distinct = len(np.unique(table, axis=0))
-    collapsed = kkt.n_bound > 0 and (kkt.margin.size == 0 or kkt.n_bound >= COLLAPSED_SHARE * n)
-    if collapsed:
-        warnings.warn(
-            f"the hinge fit has collapsed: {kkt.n_bound} of {n} training rows are past "
-            f"the margin with a nonzero loss gradient and {kkt.margin.size} on it, so the "
-            "penalty dominates the fit (C too small for these features?). Influence is "
-            "then about each row's own gradient term, and an intercept that no margin "
-            "row holds moves to the end of its interval of optima when a row is "
-            "removed. Refit with a larger C, or standardise the features.",
-            RuntimeWarning,
-            stacklevel=6,
-        )
+    collapsed = warn_if_collapsed(n, int(kkt.margin.size), int(kkt.n_bound))
     return {
         "kkt_residual": kkt.residual,
         "margin_rows": int(kkt.margin.size),

@@ -729,6 +729,10 @@ class DecrementalPath:
             if not joins:
                 nu[i] = self.c[i] * self.slopes[i, new_seg]
                 left_here[i] = stalled > 0
+        if nf == 1 and not truncated:
+            # an intercept that no kink row pins is one point of an interval
+            # of optima; take its middle, as libsvm does (and did at the fit)
+            delta_free[0] += self._middle_of_intercept_interval(z, nu, on, seg, others)
         nu[r] = 0.0
         changed = np.flatnonzero(nu != self.nu0)
         first_event = 1.0 if first_event is None else min(first_event, 1.0)
@@ -738,6 +742,59 @@ class DecrementalPath:
             truncated,
             first_event,
         )
+
+    def _middle_of_intercept_interval(self, z, nu, on, seg, others) -> float:
+        """How far to move the intercept to the middle of its interval of
+        optima, 0 if a kink row pins it.
+
+        With every kink row's multiplier at an end of its interval (or no
+        kink row), shifting the intercept changes no multiplier as long as
+        each row stays on its side: a row in an interval may reach either
+        kink of it, a kink row may move into the side its multiplier is the
+        slope of. libsvm takes the middle of that interval when no support
+        vector is free (``rho = (ub + lb) / 2``); its refits do, so the
+        path's end does too."""
+        b = self.B[:, 0]
+        rows = np.flatnonzero(others & (b != 0))
+        n_kinks = self.kinks.shape[1]
+        on_rows = rows[on[rows]]
+        if on_rows.size:
+            lo, hi = self._bounds(on_rows, seg[on_rows])
+            slack = 1e-9 * np.maximum(hi - lo, 1e-300)
+            inside = (nu[on_rows] > lo + slack) & (nu[on_rows] < hi - slack)
+            if inside.any():
+                return 0.0
+        # each row's room to move its output down and up
+        below = np.full(rows.size, -np.inf)
+        above = np.full(rows.size, np.inf)
+        j = seg[rows]
+        kink_rows = on[rows]
+        off = ~kink_rows
+        # a row in interval j lies between kinks j - 1 and j
+        has_lower = off & (j > 0)
+        has_upper = off & (j < n_kinks)
+        below[has_lower] = self.kinks[rows[has_lower], j[has_lower] - 1] - z[rows[has_lower]]
+        above[has_upper] = self.kinks[rows[has_upper], j[has_upper]] - z[rows[has_upper]]
+        if kink_rows.any():
+            k = rows[kink_rows]
+            lo, _ = self._bounds(k, seg[k])
+            at_lo = np.abs(nu[k] - lo) <= 1e-9 * np.maximum(np.abs(lo), 1e-300)
+            kj = seg[k]
+            # at the left slope: free to move left, to the kink before
+            down = np.where(kj > 0, self.kinks[k, np.maximum(kj - 1, 0)] - z[k], -np.inf)
+            up = np.where(
+                kj + 1 < n_kinks, self.kinks[k, np.minimum(kj + 1, n_kinks - 1)] - z[k], np.inf
+            )
+            below[kink_rows] = np.where(at_lo, down, 0.0)
+            above[kink_rows] = np.where(at_lo, 0.0, up)
+        # the output moves by shift * b_i: divide, flipping where b_i < 0
+        bi = b[rows]
+        lower = np.where(bi > 0, below / bi, above / bi)
+        upper = np.where(bi > 0, above / bi, below / bi)
+        start, end = lower.max(initial=-np.inf), upper.min(initial=np.inf)
+        if not (np.isfinite(start) and np.isfinite(end)) or start > 1e-12 or end < -1e-12:
+            return 0.0
+        return 0.5 * (start + end)
 
     def _intercept_jump(self, r, nu_r, z, on, seg, candidates):
         """``(row, kink, shift)``: how far the intercept moves when no kink

@@ -1151,19 +1151,23 @@ class InfluenceExplainer(BaseEstimator):
         refit_params : dict, default=None
             Parameters set on the clone before refitting (e.g. a tighter
             ``tol``: estimates assume exact optima, so refits should converge
-            tightly).
+            tightly). A libsvm estimator with ``max_iter=-1`` is refitted with
+            upstream libsvm's bound ``max(10^7, 100 n)`` unless this sets
+            ``max_iter``: its solver can cycle for ever at a degenerate vertex
+            (:func:`~skinfluence.retraining.bounded_refit_iterations`).
 
         Returns
         -------
         retrainer : skinfluence.retraining.Retrainer
             ``retrainer(drop)`` refits without ``drop`` and evaluates.
         """
-        from .retraining import Retrainer
+        from .retraining import Retrainer, bounded_refit_iterations
 
         check_is_fitted(self, "solver_")
         self._in_memory_only("retrainer")
         _, final = split_pipeline(self.estimator)
         final = clone(final)
+        final.set_params(**bounded_refit_iterations(final, self.n_train_))
         if refit_params:
             final.set_params(**refit_params)
         Xt = self._features(X_test, self.feature_map_, final)

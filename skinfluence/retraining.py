@@ -10,12 +10,14 @@ estimates agree (Koh & Liang 2017, Figure 2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import Parallel, delayed
 from scipy import stats
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -55,12 +57,34 @@ class LeaveOneOutResult:
 
     ``predicted = -influence[:, rows]``; ``actual`` = value after refitting
     without the row minus value after refitting on all rows.
+    ``not_converged`` lists the removed rows whose refit stopped before its
+    solver converged (-1 for the refit on all rows): their actual values are
+    approximate.
     """
 
     rows: np.ndarray
     predicted: np.ndarray
     actual: np.ndarray
     agreement: Agreement
+    not_converged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+
+def bounded_refit_iterations(estimator, n_rows: int) -> dict:
+    """``{"max_iter": ...}`` for a libsvm estimator left without a bound.
+
+    scikit-learn's libsvm runs for ever with ``max_iter=-1``, and its SMO
+    can cycle at a degenerate vertex (duplicated rows, one-hot columns): a
+    refit without one row of such a table never returns. Upstream libsvm
+    stops at ``max(10^7, 100 n)`` iterations; refits take that bound, so a
+    cycling refit ends with scikit-learn's ``ConvergenceWarning``. Empty for
+    every other estimator.
+    """
+    from sklearn.svm import SVC, SVR, NuSVC, NuSVR
+
+    libsvm = isinstance(estimator, (SVC, SVR, NuSVC, NuSVR))
+    if libsvm and estimator.get_params(deep=False).get("max_iter") == -1:
+        return {"max_iter": max(10**7, 100 * n_rows)}
+    return {}
 
 
 class Retrainer:
@@ -95,6 +119,23 @@ class Retrainer:
     def __call__(self, drop=None) -> np.ndarray:
         """The test quantity of each test row after refitting without the
         training rows ``drop`` (None: on all rows), shape (n_test,)."""
+        return self.refit(drop)[0]
+
+    def refit(self, drop=None) -> tuple[np.ndarray, bool]:
+        """``(values, converged)``: as :meth:`__call__`, and whether the
+        refit's solver converged (no ``ConvergenceWarning``)."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            values = self._refit(drop)
+        converged = True
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                converged = False
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return values, converged
+
+    def _refit(self, drop):
         est = clone(self.estimator)
         mask = np.ones(self.X.shape[0], dtype=bool)
         if drop is not None:
@@ -158,7 +199,26 @@ def leave_one_out(
     rows = np.asarray(rows, dtype=int)
     predicted = -explainer.influence(X_test, y_test, target=target, rows=rows)
     retrain = explainer.retrainer(X_test, y_test, target=target, refit_params=refit_params)
-    values = Parallel(n_jobs=n_jobs)(delayed(retrain)(drop) for drop in [None, *rows.tolist()])
-    base = values[0]
-    actual = np.stack([v - base for v in values[1:]], axis=1)
-    return LeaveOneOutResult(rows, predicted, actual, agreement(predicted, actual))
+    drops = [None, *rows.tolist()]
+    refits = Parallel(n_jobs=n_jobs)(delayed(retrain.refit)(drop) for drop in drops)
+    base = refits[0][0]
+    actual = np.stack([values - base for values, _ in refits[1:]], axis=1)
+    stuck = np.asarray(
+        [
+            -1 if drop is None else drop
+            for drop, (_, ok) in zip(drops, refits, strict=True)
+            if not ok
+        ],
+        dtype=int,
+    )
+    if stuck.size:
+        warnings.warn(
+            f"{stuck.size} of {len(drops)} refits stopped before their solver converged "
+            f"(removed rows {stuck[:10].tolist()}{' ...' if stuck.size > 10 else ''}; -1: "
+            "the refit on all rows), so those actual changes are approximate. Pass "
+            "refit_params with a larger max_iter or a looser tol; libsvm can cycle at "
+            "degenerate vertices (duplicated rows) at any tol.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return LeaveOneOutResult(rows, predicted, actual, agreement(predicted, actual), stuck)

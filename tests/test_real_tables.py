@@ -359,3 +359,41 @@ def test_integer_coded_columns_of_a_shipped_table(make):
     result = leave_one_out(exp, X[test], y[test], rows=15)
     assert result.agreement.pearson >= 0.99
     assert abs(result.agreement.slope - 1) <= 0.02
+
+
+def test_libsvm_refits_get_upstream_libsvms_bound_and_the_estimator_is_untouched():
+    """scikit-learn's libsvm never stops with max_iter=-1, and its SMO can
+    cycle at a degenerate vertex (a refit of a 240-row table of this kind
+    without one duplicated row ran on for ever), so refits take upstream
+    libsvm's bound max(10^7, 100 n); refit_params overrides it, estimators
+    with their own bound keep theirs."""
+    est, X, y, test = _data("SVC-linear-C1")
+    est.set_params(max_iter=-1)
+    exp = InfluenceExplainer(est).fit(X, y)
+    assert exp.retrainer(X[test], y[test]).estimator.max_iter == max(10**7, 100 * len(y))
+    assert est.max_iter == -1
+    assert exp.retrainer(X[test], y[test], refit_params={"max_iter": 50}).estimator.max_iter == 50
+    liblinear = LinearSVC(loss="hinge", C=1.0, max_iter=12_345).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning, margin-set advice
+        retrain = InfluenceExplainer(liblinear).fit(X, y).retrainer(X[test], y[test])
+    assert retrain.estimator.max_iter == 12_345
+
+
+def test_refits_that_stop_before_converging_are_named():
+    """A refit that ends with scikit-learn's ConvergenceWarning gives an
+    approximate actual value: leave_one_out says which (-1: the refit on all
+    rows) in one warning and in ``not_converged``; converged refits leave it
+    empty."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    est, X, y, test = _data("SVC-rbf")
+    exp = InfluenceExplainer(est, approximation="path").fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="refits stopped before their solver converged"):
+        stuck = leave_one_out(exp, X[test], y[test], rows=5, refit_params={"max_iter": 3})
+    assert set(stuck.not_converged) == {-1, *stuck.rows.tolist()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        fine = leave_one_out(exp, X[test], y[test], rows=5)
+    assert fine.not_converged.size == 0
+    assert fine.agreement.pearson > 0.99

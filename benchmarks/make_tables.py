@@ -271,38 +271,28 @@ def floor_section(fl):
 
 
 def floor_analysis(fl):
-    """Where skinfluence's time goes in the physical-limit case, from its profile."""
+    """Where skinfluence's time goes in the physical-limit case, read from its
+    profile: the functions with the most time of their own, and the Hessian
+    product against its SYRK floor."""
     prof = fl and fl.get("profile")
     if not prof:
         return ""
     tot = prof["total_s"]
 
-    def cum(fragment):
+    def cumulative(fragment):
         v = [r["cumulative_s"] for r in prof["top_cumulative"] if fragment in r["function"]]
         return max(v) if v else 0.0
 
-    def own(fragment):
-        return sum(r["own_s"] for r in prof["top_own_time"] if fragment in r["function"])
-
-    dot, fwd = cum("(dot)"), cum("(forward)")
-    gram = cum("(weighted_gram)")
-    reduce_ = own("reduce")
-    infl = cum("(influence)")
+    own = sorted(prof["top_own_time"], key=lambda r: -r["own_s"])[:3]
+    listed = ", ".join(f"`{r['function']}` {100 * r['own_s'] / tot:.0f}%" for r in own)
     b = fl["best"]
     return (
-        f"Reading the profile: `influence()` takes {100 * infl / tot:.0f}% of the run, and "
-        f"inside it `RowGradients.dot` {100 * dot / tot:.0f}%. Only its `design.forward` "
-        f"(the `X @ F` product, {100 * fwd / tot:.0f}%) is floor work; the rest is "
-        f"elementwise passes over the n x 500 result: `sum(U[:, :, None] * AV, axis=1)` "
-        f"over a length-1 axis (`ufunc.reduce` alone {100 * reduce_ / tot:.0f}%), the "
-        "stack into (n, 1, 500), the negation and transpose in `_row_block`, the "
-        "concatenation of blocks, and the `take` copies of contiguous row ranges. In "
-        f"`fit`, `weighted_gram` ({100 * gram / tot:.0f}%) forms `X.T @ (d[:, None] * X)` "
-        f"with a general GEMM and an n x p temporary, {b['hessian']:.2f} s here, where "
+        f"Reading the profile ({tot:.2f} s): `influence()` takes "
+        f"{100 * cumulative('(influence)') / tot:.0f}% of the run and `fit` "
+        f"{100 * cumulative('(fit)') / tot:.0f}%. Most time of their own: {listed}. "
+        f"The Hessian `X.T @ (d[:, None] * X)` took {b['hessian']:.2f} s, where "
         f"`Xs.T @ Xs` with `Xs = sqrt(d) X` (SYRK, half the flops) took "
-        f"{b['hessian_syrk']:.2f} s. One GEMM `(-F).T @ G.T` with the training "
-        "gradients `G = u * X` (n x p, formed once in `fit`) produces the matrix in its "
-        "final layout with no extra pass; that plus SYRK is the floor above.\n"
+        f"{b['hessian_syrk']:.2f} s.\n"
     )
 
 

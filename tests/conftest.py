@@ -16,6 +16,7 @@ test module imports this file.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from dataclasses import dataclass
@@ -529,3 +530,28 @@ def held_out_case(family, data):
         return case, np.ascontiguousarray(X_test), split.y_test[:6]
 
     return build
+
+
+@contextlib.contextmanager
+def _local_dask_client(processes: bool):
+    """A two-worker ``distributed`` cluster and its client, closed on exit."""
+    import distributed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cluster's own start-up notices
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
+        )
+        client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def local_dask_client():
+    """``local_dask_client(processes=...)``: a context manager giving a
+    client of a two-worker local cluster (for module-scoped fixtures)."""
+    return _local_dask_client

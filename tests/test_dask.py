@@ -37,16 +37,9 @@ CHUNKS = (50, 70, 37, 23)
 
 
 @pytest.fixture(scope="module")
-def client():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the cluster's own start-up notices
-        cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+def client(local_dask_client):
+    with local_dask_client(processes=True) as client:
+        yield client
 
 
 def _data(kind, seed=0):

@@ -29,19 +29,12 @@ TIGHT = {"tol": 1e-10, "max_iter": 10_000}
 
 
 @pytest.fixture(scope="module")
-def client():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the cluster's own start-up notices
-        # in-process workers (no second start-up of scikit-learn: this file
-        # stays fast); tests/test_dask.py runs the explainer's tasks across
-        # processes, and the cleaner's tasks are module-level functions
-        cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        )
-        client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+def client(local_dask_client):
+    # in-process workers (no second start-up of scikit-learn: this file stays
+    # fast); tests/test_dask.py runs the explainer's tasks across processes,
+    # and the cleaner's tasks are module-level functions
+    with local_dask_client(processes=False) as client:
+        yield client
 
 
 @pytest.fixture

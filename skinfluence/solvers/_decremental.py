@@ -632,8 +632,9 @@ class DecrementalPath:
         work = None
         if system is not None:
             work = _WorkingColumns(self._cache, self._initial_columns)
-            if system.position(r) >= 0:
-                work.remove(system.position(r))
+            position = system.position(r)
+            if position >= 0:
+                work.remove(position)
             system = system.without(r)
         # rows on a kink whose constraint the kink rows already imply (a twin
         # of one): their outputs cannot move while the kink set stays, so
@@ -810,7 +811,6 @@ class DecrementalPath:
         b = self.B[:, 0]
         n_kinks = self.kinks.shape[1]
         off = candidates & ~on & (b != 0)
-        rows = np.arange(self.n)
         if up:  # every z_i rises by shift * b_i: the kink above (b_i > 0) or below
             kink = np.where(b > 0, seg, seg - 1)
         else:
@@ -818,7 +818,7 @@ class DecrementalPath:
         off &= (kink >= 0) & (kink < n_kinks)
         if not off.any():
             return None
-        idx = rows[off]
+        idx = np.flatnonzero(off)
         shift = (self.kinks[idx, kink[idx]] - z[idx]) / b[idx]
         k = int(np.argmin(np.abs(shift)))
         return int(idx[k]), int(kink[idx[k]]), float(shift[k])

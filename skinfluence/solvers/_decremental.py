@@ -778,8 +778,9 @@ class DecrementalPath:
         above[has_upper] = self.kinks[rows[has_upper], j[has_upper]] - z[rows[has_upper]]
         if kink_rows.any():
             k = rows[kink_rows]
-            lo, _ = self._bounds(k, seg[k])
-            at_lo = np.abs(nu[k] - lo) <= 1e-9 * np.maximum(np.abs(lo), 1e-300)
+            lo, hi = self._bounds(k, seg[k])
+            # the same tolerance as the pinning test above: width-relative
+            at_lo = nu[k] - lo <= 1e-9 * np.maximum(hi - lo, 1e-300)
             kj = seg[k]
             # at the left slope: free to move left, to the kink before
             down = np.where(kj > 0, self.kinks[k, np.maximum(kj - 1, 0)] - z[k], -np.inf)
